@@ -63,6 +63,17 @@ pub enum WireError {
     #[error("{codec} codec failed: {reason}")]
     Codec { codec: Compression, reason: String },
 
+    /// A single record is larger than the largest batch the target accepts,
+    /// so no re-encoding can make it fit.
+    #[error(
+        "record at offset {offset} needs a {size}-byte batch, larger than the limit of {max} bytes"
+    )]
+    RecordTooLarge {
+        offset: i64,
+        size: usize,
+        max: usize,
+    },
+
     /// A structure was internally inconsistent (counts, lengths, offsets).
     #[error("malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },

@@ -30,6 +30,7 @@ pub mod produce;
 mod reader;
 pub mod record;
 pub mod reencode;
+pub mod txn;
 pub mod varint;
 
 pub use error::WireError;

@@ -39,10 +39,6 @@ impl Reader {
         Ok(i8::from_be_bytes(self.array::<1>(what)?))
     }
 
-    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16> {
-        Ok(i16::from_be_bytes(self.array(what)?))
-    }
-
     pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32> {
         Ok(i32::from_be_bytes(self.array(what)?))
     }
@@ -91,7 +87,8 @@ impl Reader {
             -1 => Ok(None),
             n if n < -1 => Err(WireError::InvalidField { what, value: n }),
             n => {
-                let n = usize::try_from(n).map_err(|_| WireError::InvalidField { what, value: n })?;
+                let n =
+                    usize::try_from(n).map_err(|_| WireError::InvalidField { what, value: n })?;
                 self.bytes(n, what).map(Some)
             }
         }

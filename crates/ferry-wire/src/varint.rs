@@ -1,6 +1,14 @@
 //! Zig-zag varints as Kafka writes them inside records (protobuf style), and
 //! unsigned varints as used by flexible (compact) request encodings.
 
+// Zig-zag mapping and 7-bit groups are bit manipulation: the sign-dropping and
+// truncating casts below are the algorithm, not accidents.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use bytes::BufMut;
 
 use crate::{Result, WireError};
@@ -42,7 +50,10 @@ fn read_unsigned(buf: &[u8], max_len: usize, what: &'static str) -> Result<(u64,
     if buf.len() < max_len {
         Err(WireError::truncated(what, buf.len() + 1, buf.len()))
     } else {
-        Err(WireError::malformed(what, format!("longer than {max_len} bytes")))
+        Err(WireError::malformed(
+            what,
+            format!("longer than {max_len} bytes"),
+        ))
     }
 }
 
@@ -107,12 +118,18 @@ mod tests {
 
     #[test]
     fn overlong_and_truncated_inputs_are_errors() {
-        assert!(matches!(read_varint(&[0x80, 0x80]), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            read_varint(&[0x80, 0x80]),
+            Err(WireError::Truncated { .. })
+        ));
         assert!(matches!(
             read_varint(&[0xff; 6]),
             Err(WireError::Malformed { .. })
         ));
-        assert!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0x7f]).is_err(), "beyond 32 bits");
+        assert!(
+            read_varint(&[0xff, 0xff, 0xff, 0xff, 0x7f]).is_err(),
+            "beyond 32 bits"
+        );
     }
 
     proptest! {
