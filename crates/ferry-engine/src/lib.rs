@@ -1,1 +1,12 @@
-//! TODO
+//! # ferry-engine
+//!
+//! The replication engine's decisions, kept free of sockets so they can be
+//! tested deterministically. This first slice holds the per-batch plan: given
+//! one fetched entry of a source partition, forward it as-is with a rewritten
+//! header (fast path), re-encode it (slow path, with the reason), or skip it.
+//! Flows, partition pipelines, the offset map and checkpoints build on it.
+
+mod error;
+pub mod plan;
+
+pub use error::EngineError;
