@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crate::legacy::LegacyMessage;
 use crate::{Result, WireError};
 
-use super::{LOG_OVERHEAD, MAGIC_V2, RecordBatch};
+use super::{LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD, RecordBatch};
 
 /// Bytes needed to read the magic byte: 12 bytes of log overhead, the 4-byte
 /// leader epoch (v2) or CRC (v0/v1), then magic.
@@ -120,6 +120,12 @@ impl Iterator for BatchIter {
             });
         }
         let size = LOG_OVERHEAD + body_len;
+        if magic == MAGIC_V2 && size < RECORD_BATCH_OVERHEAD {
+            return self.fail(WireError::InvalidField {
+                what: "batch length (shorter than the v2 header)",
+                value: i64::from(length),
+            });
+        }
         if rest.len() < size {
             return None; // the broker cut this batch short: incomplete tail
         }
