@@ -1,1 +1,55 @@
-//! TODO
+//! # ferry-client
+//!
+//! The network side of ferry: talking to Kafka brokers over tokio, with the
+//! record data kept as [`bytes::Bytes`] slices of what came off the socket.
+//!
+//! - [`connection`]: one pipelined connection to one broker. Requests are
+//!   matched to responses by correlation id, frames are size-checked before
+//!   any memory is reserved for them, and a protocol error *poisons* the
+//!   connection so nothing after it is trusted. [`Connection::send`] speaks
+//!   any kafka-protocol request; [`Connection::send_raw`] writes pre-encoded
+//!   chunks with vectored writes (for the zero-copy Produce encoder).
+//! - [`versions`]: ApiVersions negotiation and the version to use per API,
+//!   never below the floor ferry needs (Kafka 2.1 → 4.x).
+//! - [`metadata`]: brokers, topics (with ids), partitions and leaders.
+//! - [`fetch`]: one partition's raw record batches, zero-copy.
+//! - [`Client`]: a cluster handle tying these together: bootstrap, a
+//!   metadata cache, one connection per broker.
+//! - [`error`]: [`ClientError`], whose messages name the broker and say
+//!   what to do, and [`KafkaCode`], broker error codes as data.
+//!
+//! Retries, leader-change handling and fetch sessions are not here yet:
+//! calls report failures and [`ClientError::is_retriable`] says which ones a
+//! caller may retry.
+//!
+//! ```no_run
+//! use ferry_client::{Client, ClientConfig, FetchOptions};
+//!
+//! # async fn run() -> Result<(), ferry_client::ClientError> {
+//! let client = Client::connect(&["127.0.0.1:9092"], ClientConfig::default()).await?;
+//! let fetched = client.fetch_raw("orders", 0, 0, &FetchOptions::default()).await?;
+//! if let Some(code) = fetched.error {
+//!     eprintln!("partition error: {code}");
+//! }
+//! println!(
+//!     "{} bytes of record batches, high watermark {}",
+//!     fetched.records.len(),
+//!     fetched.high_watermark
+//! );
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+pub mod connection;
+pub mod error;
+pub mod fetch;
+pub mod metadata;
+pub mod versions;
+
+pub use client::{Client, ClientConfig};
+pub use connection::{Connection, ConnectionConfig};
+pub use error::{ClientError, KafkaCode, Result};
+pub use fetch::{AbortedTxn, FetchOptions, FetchedPartition, Isolation};
+pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use versions::BrokerVersions;

@@ -1,0 +1,699 @@
+//! One pipelined connection to one broker.
+//!
+//! The socket is owned by two tasks: a writer that frames and writes queued
+//! requests, and a reader that splits response frames off the socket and hands
+//! each to the request waiting for its correlation id. Callers only talk to
+//! the tasks through channels, so dropping a caller's future can never leave a
+//! half-written frame on the socket, and any number of requests can be in
+//! flight at once.
+//!
+//! Anything that makes the byte stream untrustworthy (an I/O error, a bad
+//! frame, an unknown correlation id, a request timeout, the broker closing)
+//! *poisons* the connection: every pending request fails with that error,
+//! later calls fail with it at once, and both tasks stop. Reconnecting is the
+//! caller's job.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use ferry_wire::WireError;
+use ferry_wire::frame::{DEFAULT_MAX_FRAME_SIZE, FrameDecoder, SIZE_PREFIX_LEN, put_size_prefix};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use crate::error::{ClientError, Result};
+use crate::versions::{self, BrokerVersions};
+
+/// Settings for one broker connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Sent in every request header; brokers log it and use it for quotas.
+    pub client_id: String,
+    /// How long to wait for the TCP connection to be established.
+    pub connect_timeout: Duration,
+    /// How long a request may wait for its response, counted from the call
+    /// (time spent queued behind other requests included). Must be longer
+    /// than any Fetch `max_wait`.
+    pub request_timeout: Duration,
+    /// Largest response frame accepted. A larger one poisons the connection
+    /// before any memory is reserved for it. Keep it above the Fetch `max_bytes`.
+    pub max_frame_size: usize,
+    /// Most bytes the read buffer grows by per read. Memory tracks what has
+    /// actually arrived, never a size the peer announced.
+    pub read_chunk: usize,
+    /// Requests that may wait for the writer task before callers are held back.
+    pub max_queued_requests: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "ferry".to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            read_chunk: 128 * 1024,
+            max_queued_requests: 256,
+        }
+    }
+}
+
+/// A connection to one broker, with the API versions negotiated on connect.
+///
+/// Cheap to clone; all clones share the socket. The socket closes when the
+/// last clone is dropped or the connection is poisoned.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+    versions: Arc<BrokerVersions>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    requests: mpsc::Sender<Outgoing>,
+    shared: Arc<Shared>,
+    request_timeout: Duration,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Nobody can send on this connection any more: stop the tasks, which
+        // closes the socket.
+        self.shared.stop_tasks();
+    }
+}
+
+/// A request on its way to the writer task. The writer assigns the
+/// correlation id, so ids are registered in the order frames hit the socket.
+struct Outgoing {
+    api: ApiKey,
+    version: i16,
+    header_version: i16,
+    body: Vec<Bytes>,
+    reply: oneshot::Sender<Result<Bytes>>,
+}
+
+/// State shared by the handle and both tasks.
+#[derive(Debug)]
+struct Shared {
+    broker: String,
+    state: Mutex<State>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: HashMap<i32, oneshot::Sender<Result<Bytes>>>,
+    poisoned: Option<ClientError>,
+    next_correlation_id: i32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code panics while holding these locks, so a poisoned mutex still
+    // holds consistent data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Registers a waiter under a fresh correlation id, or hands the waiter
+    /// back with the poison error if the connection is already dead.
+    fn register(&self, reply: oneshot::Sender<Result<Bytes>>) -> Option<i32> {
+        let mut st = lock(&self.state);
+        if let Some(err) = &st.poisoned {
+            let _ = reply.send(Err(err.clone()));
+            return None;
+        }
+        let mut id = st.next_correlation_id;
+        // Ids wrap after 2^32 requests; skip any still in use.
+        while st.pending.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        st.next_correlation_id = id.wrapping_add(1);
+        st.pending.insert(id, reply);
+        Some(id)
+    }
+
+    fn take(&self, correlation_id: i32) -> Option<oneshot::Sender<Result<Bytes>>> {
+        lock(&self.state).pending.remove(&correlation_id)
+    }
+
+    fn poisoned(&self) -> Option<ClientError> {
+        lock(&self.state).poisoned.clone()
+    }
+
+    /// Marks the connection dead: fails every pending request with `err`
+    /// and stops both tasks. Only the first error counts.
+    fn poison(&self, err: ClientError) {
+        let pending = {
+            let mut st = lock(&self.state);
+            if st.poisoned.is_some() {
+                return;
+            }
+            st.poisoned = Some(err.clone());
+            std::mem::take(&mut st.pending)
+        };
+        tracing::debug!(broker = %self.broker, error = %err, pending = pending.len(), "connection poisoned");
+        for (_, waiter) in pending {
+            let _ = waiter.send(Err(err.clone()));
+        }
+        self.stop_tasks();
+    }
+
+    fn stop_tasks(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Connects to `address` (`host:port`) and negotiates API versions.
+    pub async fn connect(address: &str, config: &ConnectionConfig) -> Result<Self> {
+        check_address(address)?;
+        let stream =
+            match tokio::time::timeout(config.connect_timeout, TcpStream::connect(address)).await {
+                Err(_) => {
+                    return Err(ClientError::ConnectTimeout {
+                        broker: address.to_owned(),
+                        after: config.connect_timeout,
+                    });
+                }
+                Ok(Err(e)) => {
+                    return Err(ClientError::Connect {
+                        broker: address.to_owned(),
+                        source: Arc::new(e),
+                    });
+                }
+                Ok(Ok(stream)) => stream,
+            };
+        // Requests are small and latency-bound; never let Nagle hold them back.
+        stream.set_nodelay(true).map_err(|e| ClientError::Connect {
+            broker: address.to_owned(),
+            source: Arc::new(e),
+        })?;
+        let conn = Self::start(stream, address, config);
+        let versions = versions::negotiate(&conn).await?;
+        tracing::debug!(broker = address, "connected");
+        Ok(Self {
+            versions: Arc::new(versions),
+            ..conn
+        })
+    }
+
+    /// Starts the reader and writer tasks on an established stream, without
+    /// negotiating versions (`versions()` is empty until [`connect`](Self::connect) does that).
+    pub(crate) fn start(stream: TcpStream, broker: &str, config: &ConnectionConfig) -> Self {
+        let (read, write) = stream.into_split();
+        Self::start_io(read, write, broker, config)
+    }
+
+    /// Generic over the two halves so a TLS stream can slot in later.
+    fn start_io<R, W>(read: R, write: W, broker: &str, config: &ConnectionConfig) -> Self
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            broker: broker.to_owned(),
+            state: Mutex::new(State::default()),
+            tasks: Mutex::new(Vec::with_capacity(2)),
+        });
+        let (tx, rx) = mpsc::channel(config.max_queued_requests.max(1));
+        let client_id = StrBytes::from_string(config.client_id.clone());
+        let writer = tokio::spawn(write_loop(write, rx, Arc::clone(&shared), client_id));
+        let reader = tokio::spawn(read_loop(
+            read,
+            Arc::clone(&shared),
+            FrameDecoder::new(config.max_frame_size),
+            config.read_chunk.max(1),
+        ));
+        lock(&shared.tasks).extend([writer.abort_handle(), reader.abort_handle()]);
+        // A task may have poisoned the connection before its handle was stored.
+        if shared.poisoned().is_some() {
+            shared.stop_tasks();
+        }
+        Self {
+            inner: Arc::new(Inner {
+                requests: tx,
+                shared,
+                request_timeout: config.request_timeout,
+            }),
+            versions: Arc::new(BrokerVersions::empty(broker)),
+        }
+    }
+
+    /// The address this connection was opened to.
+    pub fn broker(&self) -> &str {
+        &self.inner.shared.broker
+    }
+
+    /// The API version ranges the broker advertised.
+    pub fn versions(&self) -> &BrokerVersions {
+        &self.versions
+    }
+
+    /// The error that made this connection unusable, if any. A poisoned
+    /// connection fails every call with it; open a new one.
+    pub fn poisoned(&self) -> Option<ClientError> {
+        self.inner.shared.poisoned()
+    }
+
+    /// Sends a kafka-protocol request at `version` and decodes the response.
+    ///
+    /// The response is decoded from the frame's [`Bytes`], so byte fields
+    /// such as Fetch records are slices of the frame, not copies. Pick the
+    /// version with [`BrokerVersions::version_for`].
+    pub async fn send<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+        let api = api_key(R::KEY, self.broker())?;
+        let body = encode_request(request, api, version, self.broker())?;
+        let frame = self
+            .round_trip(api, version, R::header_version(version), vec![body])
+            .await?;
+        let body = strip_response_header(
+            frame,
+            api,
+            version,
+            R::Response::header_version(version),
+            self.broker(),
+        )?;
+        decode_response(body, api, version, self.broker())
+    }
+
+    /// Sends a pre-encoded request body (everything after the request
+    /// header, as any number of chunks) and returns the response body
+    /// (everything after the response header).
+    ///
+    /// The chunks are written with vectored writes, never copied into one
+    /// buffer; this is the path for a hand-encoded, zero-copy Produce.
+    ///
+    /// Every request must get a response: a Produce with `acks = 0` (which
+    /// the broker never answers) would time out and poison the connection.
+    pub async fn send_raw(&self, api: ApiKey, version: i16, chunks: Vec<Bytes>) -> Result<Bytes> {
+        let frame = self
+            .round_trip(api, version, api.request_header_version(version), chunks)
+            .await?;
+        strip_response_header(
+            frame,
+            api,
+            version,
+            api.response_header_version(version),
+            self.broker(),
+        )
+    }
+
+    /// Queues one request and waits for its whole response frame.
+    async fn round_trip(
+        &self,
+        api: ApiKey,
+        version: i16,
+        header_version: i16,
+        body: Vec<Bytes>,
+    ) -> Result<Bytes> {
+        if let Some(err) = self.poisoned() {
+            return Err(err);
+        }
+        let (reply, response) = oneshot::channel();
+        let outgoing = Outgoing {
+            api,
+            version,
+            header_version,
+            body,
+            reply,
+        };
+        // Dropping this future before the send completes means the request
+        // was never queued; once queued, the writer skips it if we are gone
+        // by the time it gets there, and discards its response otherwise.
+        let exchange = async {
+            if self.inner.requests.send(outgoing).await.is_err() {
+                return Err(self.failure());
+            }
+            // A dropped reply means the tasks stopped: poisoned or closed.
+            response.await.unwrap_or_else(|_| Err(self.failure()))
+        };
+        // Queueing time counts against the timeout too.
+        match tokio::time::timeout(self.inner.request_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out(api)),
+        }
+    }
+
+    fn timed_out(&self, api: ApiKey) -> ClientError {
+        let err = ClientError::Timeout {
+            broker: self.broker().to_owned(),
+            api,
+            after: self.inner.request_timeout,
+        };
+        // The broker answers a connection's requests in order, so everything
+        // behind this one is stuck as well; Kafka's own clients disconnect too.
+        self.inner.shared.poison(err.clone());
+        err
+    }
+
+    fn failure(&self) -> ClientError {
+        self.poisoned().unwrap_or_else(|| ClientError::Closed {
+            broker: self.broker().to_owned(),
+            mid_frame: false,
+        })
+    }
+}
+
+/// Checks that `address` looks like `host:port` before any DNS or socket work.
+pub(crate) fn check_address(address: &str) -> Result<()> {
+    let invalid = |reason| ClientError::InvalidAddress {
+        address: address.to_owned(),
+        reason,
+    };
+    let (host, port) = address.rsplit_once(':').ok_or_else(|| invalid("no port"))?;
+    if host.is_empty() || host == "[]" {
+        return Err(invalid("no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(invalid("the port must be a number from 1 to 65535")),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn api_key(key: i16, broker: &str) -> Result<ApiKey> {
+    ApiKey::try_from(key).map_err(|()| ClientError::UnknownApiKey {
+        broker: broker.to_owned(),
+        key,
+    })
+}
+
+/// Encodes a request body (no header) into one buffer of exactly the right size.
+pub(crate) fn encode_request<T: Encodable>(
+    request: &T,
+    api: ApiKey,
+    version: i16,
+    broker: &str,
+) -> Result<Bytes> {
+    // kafka-protocol errors are `anyhow::Error`; keeping their text is enough.
+    let encode_err = |detail: String| ClientError::Encode {
+        broker: broker.to_owned(),
+        api,
+        version,
+        detail,
+    };
+    let size = request
+        .compute_size(version)
+        .map_err(|e| encode_err(format!("{e:#}")))?;
+    let mut buf = BytesMut::with_capacity(size);
+    request
+        .encode(&mut buf, version)
+        .map_err(|e| encode_err(format!("{e:#}")))?;
+    Ok(buf.freeze())
+}
+
+/// Decodes a response body. Decoding from `Bytes` makes every byte field a
+/// slice of the frame (kafka-protocol's `ByteBuf for Bytes` splits, never copies).
+pub(crate) fn decode_response<T: Decodable>(
+    mut body: Bytes,
+    api: ApiKey,
+    version: i16,
+    broker: &str,
+) -> Result<T> {
+    let decoded = T::decode(&mut body, version).map_err(|e| ClientError::Decode {
+        broker: broker.to_owned(),
+        api,
+        version,
+        detail: format!("{e:#}"),
+    })?;
+    if !body.is_empty() {
+        // Extra bytes usually mean a newer broker added fields at this
+        // version; the fields we know were read correctly.
+        tracing::debug!(
+            broker,
+            ?api,
+            version,
+            trailing = body.len(),
+            "response has trailing bytes"
+        );
+    }
+    Ok(decoded)
+}
+
+/// Skips the response header (correlation id, plus tagged fields in header v1).
+fn strip_response_header(
+    mut frame: Bytes,
+    api: ApiKey,
+    version: i16,
+    header_version: i16,
+    broker: &str,
+) -> Result<Bytes> {
+    ResponseHeader::decode(&mut frame, header_version).map_err(|e| ClientError::Decode {
+        broker: broker.to_owned(),
+        api,
+        version,
+        detail: format!("response header v{header_version}: {e:#}"),
+    })?;
+    Ok(frame)
+}
+
+/// How many queued requests the writer coalesces into one vectored write.
+const MAX_WRITE_BATCH: usize = 64;
+
+async fn write_loop<W>(
+    mut io: W,
+    mut requests: mpsc::Receiver<Outgoing>,
+    shared: Arc<Shared>,
+    client_id: StrBytes,
+) where
+    W: AsyncWrite + Unpin,
+{
+    let mut batch = Vec::with_capacity(MAX_WRITE_BATCH);
+    while requests.recv_many(&mut batch, MAX_WRITE_BATCH).await > 0 {
+        let mut out = ChunkQueue::default();
+        for request in batch.drain(..) {
+            // The caller gave up before anything was written: skip the
+            // request entirely rather than send something nobody awaits.
+            if request.reply.is_closed() {
+                continue;
+            }
+            let Outgoing {
+                api,
+                version,
+                header_version,
+                body,
+                reply,
+            } = request;
+            let Some(correlation_id) = shared.register(reply) else {
+                continue;
+            };
+            match frame_head(
+                api,
+                version,
+                header_version,
+                correlation_id,
+                &client_id,
+                &body,
+            ) {
+                Ok(head) => {
+                    out.push(head);
+                    body.into_iter().for_each(|chunk| out.push(chunk));
+                }
+                Err(detail) => {
+                    if let Some(waiter) = shared.take(correlation_id) {
+                        let _ = waiter.send(Err(ClientError::Encode {
+                            broker: shared.broker.clone(),
+                            api,
+                            version,
+                            detail,
+                        }));
+                    }
+                }
+            }
+        }
+        if out.remaining() == 0 {
+            continue;
+        }
+        let written = match io.write_all_buf(&mut out).await {
+            Ok(()) => io.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            shared.poison(ClientError::Io {
+                broker: shared.broker.clone(),
+                source: Arc::new(e),
+            });
+            return;
+        }
+    }
+    // All handles are gone; dropping `io` closes our side of the socket.
+}
+
+/// Size prefix plus request header; the body chunks follow it unchanged.
+fn frame_head(
+    api: ApiKey,
+    version: i16,
+    header_version: i16,
+    correlation_id: i32,
+    client_id: &StrBytes,
+    body: &[Bytes],
+) -> std::result::Result<Bytes, String> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(client_id.clone()));
+    let header_len = header
+        .compute_size(header_version)
+        .map_err(|e| format!("{e:#}"))?;
+    let mut head = BytesMut::with_capacity(SIZE_PREFIX_LEN + header_len);
+    head.put_bytes(0, SIZE_PREFIX_LEN);
+    header
+        .encode(&mut head, header_version)
+        .map_err(|e| format!("request header v{header_version}: {e:#}"))?;
+    let body_len = body
+        .iter()
+        .try_fold(0usize, |acc, c| acc.checked_add(c.len()));
+    let frame_len = body_len
+        .and_then(|b| b.checked_add(header_len))
+        .ok_or_else(|| "request body size overflows".to_owned())?;
+    let mut prefix = &mut head[..SIZE_PREFIX_LEN];
+    put_size_prefix(&mut prefix, frame_len).map_err(|e| e.to_string())?;
+    Ok(head.freeze())
+}
+
+async fn read_loop<R>(mut io: R, shared: Arc<Shared>, decoder: FrameDecoder, read_chunk: usize)
+where
+    R: AsyncRead + Unpin,
+{
+    let frame_error = |source: WireError| ClientError::Frame {
+        broker: shared.broker.clone(),
+        source,
+    };
+    let mut buf = BytesMut::new();
+    loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    if let Err(err) = dispatch(&shared, frame) {
+                        shared.poison(err);
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    shared.poison(frame_error(e));
+                    return;
+                }
+            }
+        }
+        let want = match decoder.reserve_hint(&buf, read_chunk) {
+            Ok(n) => n,
+            Err(e) => {
+                shared.poison(frame_error(e));
+                return;
+            }
+        };
+        buf.reserve(want);
+        match io.read_buf(&mut buf).await {
+            Ok(0) => {
+                shared.poison(ClientError::Closed {
+                    broker: shared.broker.clone(),
+                    mid_frame: !buf.is_empty(),
+                });
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                shared.poison(ClientError::Io {
+                    broker: shared.broker.clone(),
+                    source: Arc::new(e),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Hands one response frame to the request that is waiting for it.
+fn dispatch(shared: &Shared, frame: Bytes) -> Result<()> {
+    let Some(&[a, b, c, d]) = frame.get(..4) else {
+        return Err(ClientError::Frame {
+            broker: shared.broker.clone(),
+            source: WireError::Truncated {
+                what: "response header",
+                needed: 4,
+                available: frame.len(),
+            },
+        });
+    };
+    let correlation_id = i32::from_be_bytes([a, b, c, d]);
+    match shared.take(correlation_id) {
+        // The caller may have given up (dropped its future); that is fine.
+        Some(waiter) => {
+            let _ = waiter.send(Ok(frame));
+            Ok(())
+        }
+        None if shared.poisoned().is_some() => Ok(()),
+        None => Err(ClientError::UnexpectedCorrelationId {
+            broker: shared.broker.clone(),
+            correlation_id,
+        }),
+    }
+}
+
+/// A queue of `Bytes` chunks written with vectored I/O: `write_all_buf`
+/// hands `chunks_vectored` to `writev`, so payloads are never copied into
+/// one contiguous buffer.
+#[derive(Debug, Default)]
+struct ChunkQueue {
+    chunks: VecDeque<Bytes>,
+    remaining: usize,
+}
+
+impl ChunkQueue {
+    fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.remaining += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+}
+
+impl Buf for ChunkQueue {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.chunks.front().map_or(&[], |c| c.as_ref())
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        // Clamped rather than panicking: writers never advance past what we gave them.
+        let mut cnt = cnt.min(self.remaining);
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if cnt < front.len() {
+                front.advance(cnt);
+                break;
+            }
+            cnt -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(&self.chunks) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests;
