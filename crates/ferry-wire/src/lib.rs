@@ -8,6 +8,8 @@
 //!   is *patched* in O(log n) instead of recomputed over the payload.
 //! - [`record`], [`builder`], [`legacy`], [`reencode`]: the slow path, for
 //!   batches a broker would refuse as-is: decode records and build new v2 batches.
+//! - [`fetch`]: a bounded, zero-copy Fetch response decoder.
+//! - [`txn`]: dropping aborted transactions using batch headers only.
 //! - [`codec`]: gzip, snappy (raw and xerial), lz4 (frame), zstd, each with a
 //!   bound on decompressed size.
 //! - [`produce`]: a Produce request encoder that keeps batch payloads as
@@ -23,6 +25,7 @@ pub mod batch;
 pub mod builder;
 pub mod codec;
 mod error;
+pub mod fetch;
 pub mod frame;
 pub mod legacy;
 pub mod pool;

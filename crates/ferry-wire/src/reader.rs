@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::varint::{read_varint, read_varlong};
+use crate::varint::{read_unsigned_varint, read_varint, read_varlong};
 use crate::{Result, WireError};
 
 #[derive(Debug, Clone)]
@@ -39,6 +39,10 @@ impl Reader {
         Ok(i8::from_be_bytes(self.array::<1>(what)?))
     }
 
+    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16> {
+        Ok(i16::from_be_bytes(self.array(what)?))
+    }
+
     pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32> {
         Ok(i32::from_be_bytes(self.array(what)?))
     }
@@ -51,7 +55,7 @@ impl Reader {
         Ok(i64::from_be_bytes(self.array(what)?))
     }
 
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
+    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
@@ -68,6 +72,17 @@ impl Reader {
         let (v, n) = read_varlong(&self.buf[self.pos..]).map_err(|e| rename(e, what))?;
         self.pos += n;
         Ok(v)
+    }
+
+    pub(crate) fn unsigned_varint(&mut self, what: &'static str) -> Result<u32> {
+        let (v, n) = read_unsigned_varint(&self.buf[self.pos..]).map_err(|e| rename(e, what))?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    /// Skips `n` bytes.
+    pub(crate) fn skip(&mut self, n: usize, what: &'static str) -> Result<()> {
+        self.take(n, what).map(|_| ())
     }
 
     /// `n` bytes as a zero-copy slice of the underlying buffer.
