@@ -1,19 +1,26 @@
 //! Raw fetch: one partition's record batches, exactly as the broker stored
 //! them, as a zero-copy slice of the response frame.
 //!
-//! Nothing here decompresses or even parses the batches; that is the wire
-//! crate's job. Fetches are sessionless (session id 0, epoch -1): fetch
-//! sessions (KIP-227) and multi-partition fetches come with the routing layer.
+//! The request is encoded with kafka-protocol; the response is decoded with
+//! [`ferry_wire::fetch`], whose decoder checks every count against the bytes
+//! present before allocating (kafka-protocol's pre-allocates whatever count a
+//! broker sends). Nothing here decompresses or parses the batches. Fetches
+//! are sessionless (session id 0, epoch -1): fetch sessions (KIP-227) and
+//! multi-partition fetches come with the routing layer.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_wire::fetch::{FetchResponse, TopicKey, decode_fetch_response};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, FetchRequest, TopicName};
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
 use uuid::Uuid;
 
+pub use ferry_wire::txn::AbortedTxn;
+
 use crate::client::Client;
+use crate::connection::encode_request;
 use crate::error::{ClientError, KafkaCode, Result};
 use crate::versions::BrokerVersions;
 
@@ -67,15 +74,6 @@ impl Default for FetchOptions {
             partition_max_bytes: 1024 * 1024,
         }
     }
-}
-
-/// An aborted transaction from a read-committed fetch: batches from
-/// `producer_id` at or after `first_offset`, up to that producer's abort
-/// marker, must be dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AbortedTxn {
-    pub producer_id: i64,
-    pub first_offset: i64,
 }
 
 /// The leader a broker pointed to in a Fetch error (v12+, KIP-951).
@@ -156,67 +154,72 @@ pub fn fetch_request(
         .with_topics(vec![topic])
 }
 
-/// Picks `target`'s partition out of a Fetch response from `broker`.
-pub fn fetched_partition(
+/// Decodes a Fetch response body (after the response header) from `broker`
+/// and picks out `target`'s partition. The records stay a slice of `body`.
+pub fn parse_fetch_response(
+    body: Bytes,
+    target: &FetchTarget,
+    version: i16,
+    broker: &str,
+) -> Result<FetchedPartition> {
+    let response = decode_fetch_response(body, version).map_err(|e| ClientError::Decode {
+        broker: broker.to_owned(),
+        api: ApiKey::Fetch,
+        version,
+        detail: e.to_string(),
+    })?;
+    fetched_partition(response, target, version, broker)
+}
+
+/// Picks `target`'s partition out of a decoded Fetch response.
+fn fetched_partition(
     response: FetchResponse,
     target: &FetchTarget,
     version: i16,
     broker: &str,
 ) -> Result<FetchedPartition> {
-    let context = || {
-        format!(
-            " for topic {:?} partition {}",
-            target.topic, target.partition
-        )
-    };
     // Whole-request errors (v7+), e.g. a fetch session problem.
     if let Some(code) = KafkaCode::from_code(response.error_code) {
         return Err(ClientError::Kafka {
             broker: broker.to_owned(),
             api: ApiKey::Fetch,
             code,
-            context: context(),
+            context: format!(
+                " for topic {:?} partition {}",
+                target.topic, target.partition
+            ),
         });
     }
-    let by_id = version >= FIRST_VERSION_WITH_TOPIC_IDS;
+    let wanted = match target.topic_id {
+        Some(id) if version >= FIRST_VERSION_WITH_TOPIC_IDS => TopicKey::Id(*id.as_bytes()),
+        _ => TopicKey::Name(target.topic.clone()),
+    };
     let partition = response
-        .responses
+        .topics
         .into_iter()
-        .filter(|t| {
-            if by_id {
-                Some(t.topic_id) == target.topic_id
-            } else {
-                t.topic.0.as_str() == target.topic
-            }
-        })
+        .filter(|t| t.topic == wanted)
         .flat_map(|t| t.partitions)
-        .find(|p| p.partition_index == target.partition)
+        .find(|p| p.partition == target.partition)
         .ok_or_else(|| ClientError::IncompleteResponse {
             broker: broker.to_owned(),
             api: ApiKey::Fetch,
             missing: format!("topic {:?} partition {}", target.topic, target.partition),
         })?;
-    let leader = &partition.current_leader;
     Ok(FetchedPartition {
-        partition: partition.partition_index,
+        partition: partition.partition,
         records: partition.records.unwrap_or_default(),
         high_watermark: partition.high_watermark,
         last_stable_offset: partition.last_stable_offset,
         log_start_offset: partition.log_start_offset,
-        aborted_transactions: partition
-            .aborted_transactions
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| AbortedTxn {
-                producer_id: a.producer_id.0,
-                first_offset: a.first_offset,
-            })
-            .collect(),
+        aborted_transactions: partition.aborted_transactions.unwrap_or_default(),
         error: KafkaCode::from_code(partition.error_code),
-        current_leader: (leader.leader_id.0 >= 0).then_some(LeaderHint {
-            leader_id: leader.leader_id.0,
-            leader_epoch: leader.leader_epoch,
-        }),
+        current_leader: partition
+            .current_leader
+            .filter(|&(leader_id, _)| leader_id >= 0)
+            .map(|(leader_id, leader_epoch)| LeaderHint {
+                leader_id,
+                leader_epoch,
+            }),
     })
 }
 
@@ -244,8 +247,9 @@ impl Client {
         };
         let version = fetch_version(conn.versions(), &target)?;
         let request = fetch_request(&target, offset, options, version);
-        let response = conn.send(&request, version).await?;
-        fetched_partition(response, &target, version, conn.broker())
+        let body = encode_request(&request, ApiKey::Fetch, version, conn.broker())?;
+        let response = conn.send_raw(ApiKey::Fetch, version, vec![body]).await?;
+        parse_fetch_response(response, &target, version, conn.broker())
     }
 }
 
@@ -254,7 +258,6 @@ mod tests {
     use bytes::{BufMut, BytesMut};
 
     use super::*;
-    use crate::connection::decode_response;
 
     /// A Fetch v4 response body, laid out by hand: one topic, one partition,
     /// one aborted transaction, and `records`.
@@ -290,8 +293,7 @@ mod tests {
     fn records_are_a_slice_of_the_frame() {
         let body = v4_response("t", 2, b"batch-bytes");
         let range = body.as_ptr_range();
-        let response: FetchResponse = decode_response(body.clone(), ApiKey::Fetch, 4, "b").unwrap();
-        let p = fetched_partition(response, &target(), 4, "b").unwrap();
+        let p = parse_fetch_response(body.clone(), &target(), 4, "b").unwrap();
         assert_eq!(&p.records[..], b"batch-bytes");
         assert!(
             range.contains(&p.records.as_ptr()),
@@ -308,11 +310,22 @@ mod tests {
         assert_eq!(p.error, None);
     }
 
+    /// A body announcing 2^31 topics in a few bytes is a decode error, not
+    /// an attempt to allocate for them.
+    #[test]
+    fn absurd_counts_are_rejected_before_allocating() {
+        let mut b = BytesMut::new();
+        b.put_i32(0); // throttle_time_ms
+        b.put_i32(i32::MAX); // topics
+        b.put_i16(1);
+        let err = parse_fetch_response(b.freeze(), &target(), 4, "b").unwrap_err();
+        assert!(matches!(err, ClientError::Decode { .. }), "{err}");
+    }
+
     #[test]
     fn missing_partition_is_an_error() {
         let body = v4_response("t", 5, b"");
-        let response: FetchResponse = decode_response(body, ApiKey::Fetch, 4, "b").unwrap();
-        let err = fetched_partition(response, &target(), 4, "b").unwrap_err();
+        let err = parse_fetch_response(body, &target(), 4, "b").unwrap_err();
         assert!(
             matches!(err, ClientError::IncompleteResponse { .. }),
             "{err}"

@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use ferry_client::fetch::{FetchTarget, fetch_request, fetch_version, fetched_partition};
+use ferry_client::fetch::{FetchTarget, fetch_request, fetch_version, parse_fetch_response};
 use ferry_client::{
     Client, ClientConfig, Connection, ConnectionConfig, FetchOptions, Isolation, KafkaCode,
 };
@@ -16,10 +16,10 @@ use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, FetchResponse, MetadataRequest,
-    ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest,
+    TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -346,8 +346,7 @@ async fn fetch_raw_returns_produced_batches_zero_copy() {
         .send_raw(ApiKey::Fetch, version, vec![body.freeze()])
         .await
         .unwrap();
-    let response = FetchResponse::decode(&mut frame.clone(), version).unwrap();
-    let fetched = fetched_partition(response, &target, version, conn.broker()).unwrap();
+    let fetched = parse_fetch_response(frame.clone(), &target, version, conn.broker()).unwrap();
     assert!(!fetched.records.is_empty());
     assert!(
         frame.as_ptr_range().contains(&fetched.records.as_ptr()),
