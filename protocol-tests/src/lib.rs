@@ -26,7 +26,9 @@ pub struct FetchMeta {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    pub aborted_transactions: Vec<AbortedJson>,
+    /// Null when the broker sent none (read_uncommitted fetches).
+    #[serde(default)]
+    pub aborted_transactions: Option<Vec<AbortedJson>>,
     pub kafka_version: String,
 }
 

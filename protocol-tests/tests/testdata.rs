@@ -2,6 +2,8 @@
 //! independent clients read, survives the slow path unchanged, and forwards
 //! through the fast path with a valid patched CRC.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::BytesMut;
@@ -34,6 +36,7 @@ fn aborted(case: &Case) -> Vec<AbortedTxn> {
     case.fetch
         .aborted_transactions
         .iter()
+        .flatten()
         .map(|a| AbortedTxn {
             producer_id: a.producer_id,
             first_offset: a.first_offset,

@@ -13,6 +13,8 @@
 //!   never below the floor ferry needs (Kafka 2.1 → 4.x).
 //! - [`metadata`]: brokers, topics (with ids), partitions and leaders.
 //! - [`fetch`]: one partition's raw record batches, zero-copy.
+//! - [`produce`]: one pre-built batch to a partition, zero-copy.
+//! - [`admin`]: creating topics.
 //! - [`Client`]: a cluster handle tying these together: bootstrap, a
 //!   metadata cache, one connection per broker.
 //! - [`error`]: [`ClientError`], whose messages name the broker and say
@@ -40,16 +42,20 @@
 //! # }
 //! ```
 
+pub mod admin;
 mod client;
 pub mod connection;
 pub mod error;
 pub mod fetch;
 pub mod metadata;
+pub mod produce;
 pub mod versions;
 
+pub use admin::NewTopic;
 pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{ClientError, KafkaCode, Result};
 pub use fetch::{AbortedTxn, FetchOptions, FetchedPartition, Isolation};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use produce::{ProduceOptions, Produced};
 pub use versions::BrokerVersions;

@@ -275,6 +275,34 @@ pub fn encode_produce_request(
     w.finish()
 }
 
+/// The request body alone: no size prefix and no request header, for a
+/// connection that writes its own header (and assigns correlation ids).
+/// `params.correlation_id` and `params.client_id` are ignored.
+pub fn encode_produce_body(
+    params: &ProduceRequestParams<'_>,
+    topics: &[TopicRecords<'_>],
+) -> Result<EncodedRequest> {
+    let params = ProduceRequestParams {
+        correlation_id: 0,
+        client_id: None,
+        ..*params
+    };
+    let mut request = encode_produce_request(&params, topics)?;
+    // prefix, api key, version, correlation id, null client id, header tags (v9+)
+    let header =
+        SIZE_PREFIX_LEN + 2 + 2 + 4 + 2 + usize::from(params.version >= FIRST_FLEXIBLE_VERSION);
+    // The first chunk is encoder-owned and always runs past the header:
+    // transactional id, acks and timeout follow it.
+    let first = request
+        .chunks
+        .first_mut()
+        .filter(|c| c.len() > header)
+        .ok_or_else(|| encode_err("produce request", "header layout changed".to_string()))?;
+    first.advance(header);
+    request.len -= header;
+    Ok(request)
+}
+
 /// Collects encoder-owned bytes in one buffer and remembers where the
 /// caller's chunks go between them.
 struct ChunkWriter {
@@ -916,6 +944,48 @@ mod tests {
             prop_assert!(
                 small_bytes_upper_bound(&params, &topics) >= encoded.len - payload,
                 "the small-piece buffer never regrows"
+            );
+        }
+    }
+
+    #[test]
+    fn body_is_the_request_without_prefix_and_header() {
+        for version in MIN_PRODUCE_VERSION..=MAX_PRODUCE_VERSION {
+            let topic = if version >= FIRST_TOPIC_ID_VERSION {
+                TopicRef::Id([7; 16])
+            } else {
+                TopicRef::Name("t")
+            };
+            let topics = [TopicRecords {
+                topic,
+                partitions: vec![PartitionRecords {
+                    partition: 1,
+                    records: vec![
+                        Bytes::from_static(b"header"),
+                        Bytes::from_static(b"payload"),
+                    ],
+                }],
+            }];
+            let params = ProduceRequestParams {
+                version,
+                correlation_id: 0,
+                client_id: None,
+                transactional_id: None,
+                acks: -1,
+                timeout_ms: 1000,
+            };
+            let full: Vec<u8> = encode_produce_request(&params, &topics)
+                .unwrap()
+                .chunks
+                .concat();
+            let body = encode_produce_body(&params, &topics).unwrap();
+            let body_bytes: Vec<u8> = body.chunks.concat();
+            assert_eq!(body.len, body_bytes.len());
+            assert!(full.ends_with(&body_bytes), "v{version}");
+            let header = full.len() - body_bytes.len();
+            assert_eq!(
+                header,
+                4 + 10 + usize::from(version >= FIRST_FLEXIBLE_VERSION)
             );
         }
     }

@@ -20,6 +20,10 @@ enum Command {
     /// Parse raw fetched partition data (a `records.bin` file or a testdata
     /// case directory) and show what ferry would do with each batch.
     Inspect(cmd::inspect::Args),
+    /// Produce captured partition data (testdata cases) into fresh topics on a
+    /// real cluster through the fast and slow paths, read it back and check
+    /// every record and every forwarded payload byte.
+    Replay(cmd::replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Replay(args) => cmd::replay::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,74 @@
+//! Admin calls: only what ferry needs so far (creating topics).
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Client;
+use crate::error::{ClientError, KafkaCode, Result};
+use kafka_protocol::messages::ApiKey;
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    /// -1 uses the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Topic configs (e.g. `cleanup.policy`), applied at creation.
+    pub configs: Vec<(String, String)>,
+}
+
+impl Client {
+    /// Creates a topic through the controller-forwarding path any broker
+    /// offers. An existing topic is an error (`TOPIC_ALREADY_EXISTS`).
+    pub async fn create_topic(&self, topic: &NewTopic) -> Result<()> {
+        let conn = self.any_connection().await?;
+        let version = conn.versions().version_for::<CreateTopicsRequest>()?;
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
+                    .with_num_partitions(topic.partitions)
+                    .with_replication_factor(topic.replication_factor)
+                    .with_configs(
+                        topic
+                            .configs
+                            .iter()
+                            .map(|(k, v)| {
+                                CreatableTopicConfig::default()
+                                    .with_name(StrBytes::from_string(k.clone()))
+                                    .with_value(Some(StrBytes::from_string(v.clone())))
+                            })
+                            .collect(),
+                    ),
+            ])
+            .with_timeout_ms(30_000);
+        let response = conn.send(&request, version).await?;
+        let result = response
+            .topics
+            .first()
+            .ok_or_else(|| ClientError::IncompleteResponse {
+                broker: conn.broker().to_owned(),
+                api: ApiKey::CreateTopics,
+                missing: format!("a result for topic {:?}", topic.name),
+            })?;
+        match KafkaCode::from_code(result.error_code) {
+            None => Ok(()),
+            Some(code) => Err(ClientError::Kafka {
+                broker: conn.broker().to_owned(),
+                api: ApiKey::CreateTopics,
+                code,
+                context: format!(
+                    " for topic {:?} ({})",
+                    topic.name,
+                    result
+                        .error_message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default()
+                ),
+            }),
+        }
+    }
+}
