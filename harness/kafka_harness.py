@@ -494,13 +494,13 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
             if started and _can_connect(port):
                 break
             if time.monotonic() > deadline:
+                tails = (f"--- tail of {server_log}\n{_tail(server_log)}\n"
+                         f"--- tail of {cdir / 'logs' / 'kafkaServer.out'}\n{_tail(cdir / 'logs' / 'kafkaServer.out', 30)}")
                 _kill_group(proc.pid, 10)
                 info.update(pid=None, state="failed")
                 _write_cluster(name, info)
                 raise HarnessError(
-                    f"broker {name} not ready after {timeout:.0f}s (no '{STARTED_MESSAGE}' + TCP connect on {port}); killed.\n"
-                    f"--- tail of {server_log}\n{_tail(server_log)}\n"
-                    f"--- tail of {cdir / 'logs' / 'kafkaServer.out'}\n{_tail(cdir / 'logs' / 'kafkaServer.out', 30)}")
+                    f"broker {name} not ready after {timeout:.0f}s (no '{STARTED_MESSAGE}' + TCP connect on {port}); killed.\n{tails}")
             time.sleep(0.2)
         info["state"] = "running"
         info["started_in_s"] = round(time.monotonic() - t0, 2)
