@@ -65,6 +65,11 @@ DATASETS["java-txn"] = dict(producer="java", script="txn.txt", check="txn",
 DATASETS["java-txn-open"] = dict(producer="java", script="txn-open.txt", check=None,
                                  props={**JAVA_BASE, "compression.type": "none"}, topic_configs={},
                                  extra_settings={"transactional.id (T1)": "ferry-T1-open"}, txn_prefix="ferry-open")
+DATASETS["java-txn-lz4"] = dict(producer="java", script="txn.txt", check="txn",
+                                props={**JAVA_BASE, "compression.type": "lz4"}, topic_configs={},
+                                extra_settings={"transactional.id (T1, T2)": "ferry-lz4-T1, ferry-lz4-T2",
+                                                "P": "plain producer (idempotent, not transactional)"},
+                                txn_prefix="ferry-lz4")
 COMPACT_TOPIC = {"cleanup.policy": "compact", "segment.ms": "1000", "min.cleanable.dirty.ratio": "0.01",
                  "min.compaction.lag.ms": "0"}
 DATASETS["java-compacted"] = dict(producer="java", script="compact.txt", check="compact",
@@ -77,11 +82,12 @@ DATASETS["java-compacted-purged"] = dict(producer="java", script="compact-purge.
 # cases: directory -> (data set, capture parameters)
 CASES: dict[str, dict] = {}
 for name in DATASETS:
-    if name in ("java-txn", "java-txn-open"):
+    if name in ("java-txn", "java-txn-open", "java-txn-lz4"):
         continue
     CASES[name] = dict(dataset=name, isolation=0)
 CASES["java-txn-uncommitted"] = dict(dataset="java-txn", isolation=0)
 CASES["java-txn-committed"] = dict(dataset="java-txn", isolation=1)
+CASES["java-txn-lz4-committed"] = dict(dataset="java-txn-lz4", isolation=1)
 CASES["java-txn-open-uncommitted"] = dict(dataset="java-txn-open", isolation=0, during_mark="open")
 CASES["java-txn-open-committed"] = dict(dataset="java-txn-open", isolation=1, during_mark="open")
 CASES["java-lz4-partial-tail"] = dict(dataset="java-lz4", isolation=0, partial="tail")
@@ -307,9 +313,11 @@ def main() -> int:
     finally:
         if not a.keep_cluster:
             kh.wipe(CLUSTER)
-    if not a.only:
-        index.sort(key=lambda x: x["case"])
-        (TESTDATA / "cases.json").write_text(json.dumps({**meta_common, "cases": index}, indent=1) + "\n")
+    if a.only and (TESTDATA / "cases.json").exists():   # merge into the existing index
+        done = {c["case"] for c in index}
+        index += [c for c in json.loads((TESTDATA / "cases.json").read_text())["cases"] if c["case"] not in done]
+    index.sort(key=lambda x: x["case"])
+    (TESTDATA / "cases.json").write_text(json.dumps({**meta_common, "cases": index}, indent=1) + "\n")
     log("done")
     return 0
 
