@@ -5,6 +5,10 @@ use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Client;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use crate::error::{ClientError, KafkaCode, Result};
 use kafka_protocol::messages::ApiKey;
 
@@ -20,6 +24,31 @@ pub struct NewTopic {
 }
 
 impl Client {
+    /// Waits until metadata shows every partition of `topic` with a leader:
+    /// a topic just created is not usable everywhere at once. Returns the
+    /// last error if `timeout` passes first.
+    pub async fn wait_for_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ready = match self.refresh_metadata(Some(&[topic])).await {
+                Ok(metadata) => {
+                    (0..partitions).try_for_each(|p| metadata.leader(topic, p).map(|_| ()))
+                }
+                Err(e) => Err(e),
+            };
+            match ready {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
     /// Creates a topic through the controller-forwarding path any broker
     /// offers. An existing topic is an error (`TOPIC_ALREADY_EXISTS`).
     pub async fn create_topic(&self, topic: &NewTopic) -> Result<()> {

@@ -45,7 +45,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         match inspect_file(&file, args, &mut all) {
             Ok(()) => {}
             Err(e) => {
-                eprintln!("{}: {e:#}", file.display());
+                eprintln!("{}: {}", file.display(), crate::error_chain(&e));
                 failed = true;
             }
         }

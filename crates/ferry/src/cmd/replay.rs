@@ -57,7 +57,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let mut failed = 0;
         for case in &args.cases {
             if let Err(e) = replay_case(&client, &args.topic_prefix, case).await {
-                eprintln!("{}: FAILED: {e:#}", case.display());
+                eprintln!("{}: FAILED: {}", case.display(), crate::error_chain(&e));
                 failed += 1;
             }
         }
@@ -113,7 +113,9 @@ async fn replay_case(client: &Client, prefix: &str, dir: &Path) -> Result<()> {
             configs: vec![("max.message.bytes".into(), MAX_MESSAGE_BYTES.to_string())],
         })
         .await?;
-    client.refresh_metadata(Some(&[topic.as_str()])).await?;
+    client
+        .wait_for_topic(&topic, 1, std::time::Duration::from_secs(30))
+        .await?;
 
     let tp = TopicPartition {
         topic: topic.as_str().into(),
