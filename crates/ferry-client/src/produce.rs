@@ -10,8 +10,9 @@ use ferry_wire::produce::{
     FIRST_TOPIC_ID_VERSION, MAX_PRODUCE_VERSION, MIN_PRODUCE_VERSION, PartitionRecords,
     ProduceRequestParams, TopicRecords, TopicRef, encode_produce_body,
 };
-use kafka_protocol::messages::{ApiKey, ProduceResponse};
-use kafka_protocol::protocol::{Decodable, VersionRange};
+use ferry_wire::produce_response::decode_produce_response;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::VersionRange;
 
 use crate::Client;
 use crate::error::{ClientError, KafkaCode, Result};
@@ -102,13 +103,14 @@ impl Client {
             version,
             detail: e.to_string(),
         })?;
-        let mut response = conn.send_raw(ApiKey::Produce, version, body.chunks).await?;
+        let response = conn.send_raw(ApiKey::Produce, version, body.chunks).await?;
+        // Ours, not kafka-protocol's: it bounds every count by the bytes present.
         let decoded =
-            ProduceResponse::decode(&mut response, version).map_err(|e| ClientError::Decode {
+            decode_produce_response(response, version).map_err(|e| ClientError::Decode {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::Produce,
                 version,
-                detail: format!("{e:#}"),
+                detail: e.to_string(),
             })?;
         let missing = || ClientError::IncompleteResponse {
             broker: conn.broker().to_owned(),
@@ -116,16 +118,12 @@ impl Client {
             missing: format!("a result for topic {topic:?} partition {partition}"),
         };
         let p = decoded
-            .responses
+            .topics
             .first()
-            .and_then(|t| t.partition_responses.iter().find(|p| p.index == partition))
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
             .ok_or_else(missing)?;
         if let Some(code) = KafkaCode::from_code(p.error_code) {
-            let message = p
-                .error_message
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
+            let message = p.error_message.clone().unwrap_or_default();
             return Err(ClientError::Kafka {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::Produce,

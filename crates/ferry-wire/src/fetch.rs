@@ -10,7 +10,8 @@
 
 use bytes::Bytes;
 
-use crate::reader::Reader;
+use crate::schema::ResponseReader;
+pub use crate::schema::{NodeEndpoint, TopicKey};
 use crate::txn::AbortedTxn;
 use crate::{Result, WireError};
 
@@ -19,13 +20,6 @@ pub const MIN_FETCH_VERSION: i16 = 4;
 pub const MAX_FETCH_VERSION: i16 = 18;
 const FIRST_FLEXIBLE: i16 = 12;
 const FIRST_TOPIC_ID: i16 = 13;
-
-/// How a response names a topic: by name below v13, by id from v13.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicKey {
-    Name(String),
-    Id([u8; 16]),
-}
 
 /// One Fetch response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,14 +57,6 @@ pub struct FetchPartition {
     pub records: Option<Bytes>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeEndpoint {
-    pub node_id: i32,
-    pub host: String,
-    pub port: i32,
-    pub rack: Option<String>,
-}
-
 /// Decodes a Fetch response body (everything after the response header).
 pub fn decode_fetch_response(body: Bytes, version: i16) -> Result<FetchResponse> {
     if !(MIN_FETCH_VERSION..=MAX_FETCH_VERSION).contains(&version) {
@@ -79,10 +65,7 @@ pub fn decode_fetch_response(body: Bytes, version: i16) -> Result<FetchResponse>
             value: i64::from(version),
         });
     }
-    let mut d = Decoder {
-        r: Reader::new(body),
-        flexible: version >= FIRST_FLEXIBLE,
-    };
+    let mut d = ResponseReader::new(body, version >= FIRST_FLEXIBLE);
     let throttle_time_ms = d.r.i32("throttle time")?;
     let (error_code, session_id) = if version >= 7 {
         (d.r.i16("error code")?, d.r.i32("session id")?)
@@ -93,7 +76,7 @@ pub fn decode_fetch_response(body: Bytes, version: i16) -> Result<FetchResponse>
     let n = d.array_len("topics", 2)?.unwrap_or(0);
     let mut topics = Vec::with_capacity(n);
     for _ in 0..n {
-        topics.push(d.topic(version)?);
+        topics.push(topic(&mut d, version)?);
     }
     let mut node_endpoints = Vec::new();
     d.tagged_fields("fetch response", |d, tag, field| {
@@ -107,12 +90,7 @@ pub fn decode_fetch_response(body: Bytes, version: i16) -> Result<FetchResponse>
         }
         Ok(())
     })?;
-    if d.r.remaining() != 0 {
-        return Err(WireError::malformed(
-            "fetch response",
-            format!("{} bytes left after the last field", d.r.remaining()),
-        ));
-    }
+    d.finish("fetch response")?;
     Ok(FetchResponse {
         throttle_time_ms,
         error_code,
@@ -122,226 +100,93 @@ pub fn decode_fetch_response(body: Bytes, version: i16) -> Result<FetchResponse>
     })
 }
 
-struct Decoder {
-    r: Reader,
-    flexible: bool,
+fn topic(d: &mut ResponseReader, version: i16) -> Result<FetchTopic> {
+    let topic = d.topic_key(version, FIRST_TOPIC_ID)?;
+    // Smallest partition: 4+2+8+8 bytes, plus more in later versions.
+    let n = d.array_len("partitions", 22)?.unwrap_or(0);
+    let mut partitions = Vec::with_capacity(n);
+    for _ in 0..n {
+        partitions.push(partition(d, version)?);
+    }
+    d.tagged_fields("topic", |_, _, _| Ok(()))?;
+    Ok(FetchTopic { topic, partitions })
 }
 
-impl Decoder {
-    /// An array length (nullable), bounded by the bytes left: each element
-    /// takes at least `min_element` bytes, so a larger count is malformed.
-    fn array_len(&mut self, what: &'static str, min_element: usize) -> Result<Option<usize>> {
-        let n: i64 = if self.flexible {
-            i64::from(self.r.unsigned_varint(what)?) - 1
-        } else {
-            i64::from(self.r.i32(what)?)
-        };
-        if n == -1 {
-            return Ok(None);
-        }
-        let count = usize::try_from(n).map_err(|_| WireError::InvalidField { what, value: n })?;
-        if count.saturating_mul(min_element) > self.r.remaining() {
-            return Err(WireError::malformed(
-                what,
-                format!(
-                    "{count} elements announced but only {} bytes left",
-                    self.r.remaining()
-                ),
-            ));
-        }
-        Ok(Some(count))
-    }
-
-    fn bytes_len(&mut self, what: &'static str) -> Result<Option<usize>> {
-        let n: i64 = if self.flexible {
-            i64::from(self.r.unsigned_varint(what)?) - 1
-        } else {
-            i64::from(self.r.i32(what)?)
-        };
-        match n {
-            -1 => Ok(None),
-            n => usize::try_from(n)
-                .map(Some)
-                .map_err(|_| WireError::InvalidField { what, value: n }),
-        }
-    }
-
-    fn string(&mut self, what: &'static str) -> Result<Option<String>> {
-        let len = if self.flexible {
-            self.bytes_len(what)?
-        } else {
-            match self.r.i16(what)? {
-                -1 => None,
-                n => Some(usize::try_from(n).map_err(|_| WireError::InvalidField {
-                    what,
-                    value: i64::from(n),
-                })?),
+fn partition(d: &mut ResponseReader, version: i16) -> Result<FetchPartition> {
+    let partition = d.r.i32("partition index")?;
+    let error_code = d.r.i16("partition error code")?;
+    let high_watermark = d.r.i64("high watermark")?;
+    let last_stable_offset = d.r.i64("last stable offset")?;
+    let log_start_offset = if version >= 5 {
+        d.r.i64("log start offset")?
+    } else {
+        -1
+    };
+    let aborted_transactions = match d.array_len("aborted transactions", 16)? {
+        None => None,
+        Some(n) => {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let producer_id = d.r.i64("aborted producer id")?;
+                let first_offset = d.r.i64("aborted first offset")?;
+                d.tagged_fields("aborted transaction", |_, _, _| Ok(()))?;
+                v.push(AbortedTxn {
+                    producer_id,
+                    first_offset,
+                });
             }
-        };
-        let Some(len) = len else { return Ok(None) };
-        let raw = self.r.bytes(len, what)?;
-        String::from_utf8(raw.to_vec())
-            .map(Some)
-            .map_err(|_| WireError::malformed(what, "not UTF-8"))
-    }
-
-    /// Walks a tagged-field section; `known` reads the fields it knows and
-    /// must consume exactly their announced size; others are skipped.
-    fn tagged_fields(
-        &mut self,
-        what: &'static str,
-        mut known: impl FnMut(&mut Self, u32, TaggedField) -> Result<()>,
-    ) -> Result<()> {
-        if !self.flexible {
-            return Ok(());
+            Some(v)
         }
-        let n = self.r.unsigned_varint(what)?;
-        for _ in 0..n {
-            let tag = self.r.unsigned_varint(what)?;
-            let size = usize::try_from(self.r.unsigned_varint(what)?)
-                .map_err(|_| WireError::malformed(what, "tagged field size"))?;
-            if size > self.r.remaining() {
-                return Err(WireError::truncated(what, size, self.r.remaining()));
+    };
+    let preferred_read_replica = if version >= 11 {
+        d.r.i32("preferred read replica")?
+    } else {
+        -1
+    };
+    let records = match d.bytes_len("records")? {
+        None => None,
+        Some(n) => Some(d.r.bytes(n, "records")?),
+    };
+    let mut diverging_epoch = None;
+    let mut current_leader = None;
+    let mut snapshot_id = None;
+    d.tagged_fields("partition", |d, tag, field| {
+        match tag {
+            0 => {
+                let epoch = d.r.i32("diverging epoch")?;
+                let end = d.r.i64("diverging end offset")?;
+                d.tagged_fields("diverging epoch", |_, _, _| Ok(()))?;
+                diverging_epoch = Some((epoch, end));
             }
-            let field = TaggedField {
-                end: self.r.position() + size,
-            };
-            let before = self.r.position();
-            known(self, tag, field)?;
-            if self.r.position() == before {
-                self.r.skip(size, what)?; // unknown (or ignored) tag
+            1 => {
+                let id = d.r.i32("current leader id")?;
+                let epoch = d.r.i32("current leader epoch")?;
+                d.tagged_fields("current leader", |_, _, _| Ok(()))?;
+                current_leader = Some((id, epoch));
             }
+            2 => {
+                let end = d.r.i64("snapshot end offset")?;
+                let epoch = d.r.i32("snapshot epoch")?;
+                d.tagged_fields("snapshot id", |_, _, _| Ok(()))?;
+                snapshot_id = Some((end, epoch));
+            }
+            _ => return Ok(()),
         }
-        Ok(())
-    }
-
-    fn end_of_tagged(&mut self, field: TaggedField) -> Result<()> {
-        if self.r.position() == field.end {
-            Ok(())
-        } else {
-            Err(WireError::malformed(
-                "tagged field",
-                "contents do not match the announced size",
-            ))
-        }
-    }
-
-    fn topic(&mut self, version: i16) -> Result<FetchTopic> {
-        let topic = if version >= FIRST_TOPIC_ID {
-            TopicKey::Id(self.r.array("topic id")?)
-        } else {
-            TopicKey::Name(
-                self.string("topic name")?
-                    .ok_or_else(|| WireError::malformed("topic name", "null"))?,
-            )
-        };
-        // Smallest partition: 4+2+8+8 bytes, plus more in later versions.
-        let n = self.array_len("partitions", 22)?.unwrap_or(0);
-        let mut partitions = Vec::with_capacity(n);
-        for _ in 0..n {
-            partitions.push(self.partition(version)?);
-        }
-        self.tagged_fields("topic", |_, _, _| Ok(()))?;
-        Ok(FetchTopic { topic, partitions })
-    }
-
-    fn partition(&mut self, version: i16) -> Result<FetchPartition> {
-        let partition = self.r.i32("partition index")?;
-        let error_code = self.r.i16("partition error code")?;
-        let high_watermark = self.r.i64("high watermark")?;
-        let last_stable_offset = self.r.i64("last stable offset")?;
-        let log_start_offset = if version >= 5 {
-            self.r.i64("log start offset")?
-        } else {
-            -1
-        };
-        let aborted_transactions = match self.array_len("aborted transactions", 16)? {
-            None => None,
-            Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let producer_id = self.r.i64("aborted producer id")?;
-                    let first_offset = self.r.i64("aborted first offset")?;
-                    self.tagged_fields("aborted transaction", |_, _, _| Ok(()))?;
-                    v.push(AbortedTxn {
-                        producer_id,
-                        first_offset,
-                    });
-                }
-                Some(v)
-            }
-        };
-        let preferred_read_replica = if version >= 11 {
-            self.r.i32("preferred read replica")?
-        } else {
-            -1
-        };
-        let records = match self.bytes_len("records")? {
-            None => None,
-            Some(n) => Some(self.r.bytes(n, "records")?),
-        };
-        let mut diverging_epoch = None;
-        let mut current_leader = None;
-        let mut snapshot_id = None;
-        self.tagged_fields("partition", |d, tag, field| {
-            match tag {
-                0 => {
-                    let epoch = d.r.i32("diverging epoch")?;
-                    let end = d.r.i64("diverging end offset")?;
-                    d.tagged_fields("diverging epoch", |_, _, _| Ok(()))?;
-                    diverging_epoch = Some((epoch, end));
-                }
-                1 => {
-                    let id = d.r.i32("current leader id")?;
-                    let epoch = d.r.i32("current leader epoch")?;
-                    d.tagged_fields("current leader", |_, _, _| Ok(()))?;
-                    current_leader = Some((id, epoch));
-                }
-                2 => {
-                    let end = d.r.i64("snapshot end offset")?;
-                    let epoch = d.r.i32("snapshot epoch")?;
-                    d.tagged_fields("snapshot id", |_, _, _| Ok(()))?;
-                    snapshot_id = Some((end, epoch));
-                }
-                _ => return Ok(()),
-            }
-            d.end_of_tagged(field)
-        })?;
-        Ok(FetchPartition {
-            partition,
-            error_code,
-            high_watermark,
-            last_stable_offset,
-            log_start_offset,
-            diverging_epoch,
-            current_leader,
-            snapshot_id,
-            aborted_transactions,
-            preferred_read_replica,
-            records,
-        })
-    }
-
-    fn node_endpoint(&mut self) -> Result<NodeEndpoint> {
-        let node_id = self.r.i32("node id")?;
-        let host = self
-            .string("node host")?
-            .ok_or_else(|| WireError::malformed("node host", "null"))?;
-        let port = self.r.i32("node port")?;
-        let rack = self.string("node rack")?;
-        self.tagged_fields("node endpoint", |_, _, _| Ok(()))?;
-        Ok(NodeEndpoint {
-            node_id,
-            host,
-            port,
-            rack,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct TaggedField {
-    end: usize,
+        d.end_of_tagged(field)
+    })?;
+    Ok(FetchPartition {
+        partition,
+        error_code,
+        high_watermark,
+        last_stable_offset,
+        log_start_offset,
+        diverging_epoch,
+        current_leader,
+        snapshot_id,
+        aborted_transactions,
+        preferred_read_replica,
+        records,
+    })
 }
 
 #[cfg(test)]

@@ -30,9 +30,11 @@ pub mod frame;
 pub mod legacy;
 pub mod pool;
 pub mod produce;
+pub mod produce_response;
 mod reader;
 pub mod record;
 pub mod reencode;
+mod schema;
 pub mod txn;
 pub mod varint;
 
