@@ -128,7 +128,11 @@ impl Client {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::Produce,
                 code,
-                context: format!(" for topic {topic:?} partition {partition} ({message})"),
+                context: if message.is_empty() {
+                    format!(" for topic {topic:?} partition {partition}")
+                } else {
+                    format!(" for topic {topic:?} partition {partition} ({message})")
+                },
             });
         }
         Ok(Produced {

@@ -12,7 +12,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use bytes::{Bytes, BytesMut};
-use ferry_client::{Client, ClientConfig, FetchOptions, Isolation, NewTopic, ProduceOptions};
+use ferry_client::{
+    Client, ClientConfig, ClientError, FetchOptions, Isolation, KafkaCode, NewTopic,
+    ProduceOptions, Produced,
+};
 use ferry_engine::plan::{PartitionPlanner, Plan, PlanConfig, TopicPartition};
 use ferry_wire::batch::{BatchIter, FetchedBatch, RECORD_BATCH_OVERHEAD, RecordBatch};
 use ferry_wire::record::Record;
@@ -139,14 +142,7 @@ async fn replay_case(client: &Client, prefix: &str, dir: &Path) -> Result<()> {
                 let out = batch.rewrite_header(&header, &mut scratch)?;
                 bytes += out.len();
                 expected.extend(decode(&batch)?);
-                let produced = client
-                    .produce_batch(
-                        &topic,
-                        0,
-                        out.into_chunks().to_vec(),
-                        &ProduceOptions::default(),
-                    )
-                    .await?;
+                let produced = produce(client, &topic, out.into_chunks().to_vec()).await?;
                 forwarded.push((produced.base_offset, batch.payload()));
                 fast += 1;
             }
@@ -154,14 +150,7 @@ async fn replay_case(client: &Client, prefix: &str, dir: &Path) -> Result<()> {
                 for b in batches {
                     bytes += b.batch.len();
                     expected.extend(decode(&b.batch)?);
-                    client
-                        .produce_batch(
-                            &topic,
-                            0,
-                            vec![b.batch.as_bytes().clone()],
-                            &ProduceOptions::default(),
-                        )
-                        .await?;
+                    produce(client, &topic, vec![b.batch.as_bytes().clone()]).await?;
                 }
                 slow += 1;
             }
@@ -246,6 +235,38 @@ async fn replay_case(client: &Client, prefix: &str, dir: &Path) -> Result<()> {
         bytes as f64 / secs / 1e6
     );
     Ok(())
+}
+
+/// Produces one batch to partition 0, retrying while the partition's
+/// leadership is still settling (a topic just created can answer
+/// NOT_LEADER_OR_FOLLOWER for a moment after metadata lists its leader).
+/// Those errors mean the batch was not appended, so a retry cannot duplicate.
+async fn produce(client: &Client, topic: &str, batch: Vec<Bytes>) -> Result<Produced> {
+    let mut attempts = 0;
+    loop {
+        match client
+            .produce_batch(topic, 0, batch.clone(), &ProduceOptions::default())
+            .await
+        {
+            Err(e) if attempts < 100 && not_appended(&e) => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                client.refresh_metadata(Some(&[topic])).await?;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+fn not_appended(e: &ClientError) -> bool {
+    matches!(
+        e.kafka_code(),
+        Some(
+            KafkaCode::NOT_LEADER_OR_FOLLOWER
+                | KafkaCode::LEADER_NOT_AVAILABLE
+                | KafkaCode::UNKNOWN_TOPIC_OR_PARTITION
+        )
+    )
 }
 
 fn decode(batch: &RecordBatch) -> Result<Vec<Record>> {
