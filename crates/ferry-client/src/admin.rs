@@ -4,7 +4,7 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::Client;
+use crate::{Client, FetchOptions};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -24,9 +24,12 @@ pub struct NewTopic {
 }
 
 impl Client {
-    /// Waits until metadata shows every partition of `topic` with a leader:
-    /// a topic just created is not usable everywhere at once. Returns the
-    /// last error if `timeout` passes first.
+    /// Waits until every partition of a just-created `topic` is usable: its
+    /// leader is in metadata *and* that leader serves it. Right after
+    /// creation a broker may list itself as leader in metadata while still
+    /// answering NOT_LEADER_OR_FOLLOWER or UNKNOWN_LEADER_EPOCH (seen on
+    /// Kafka 4.3.1), so each partition is probed with a zero-wait fetch.
+    /// Returns the last error if `timeout` passes first.
     pub async fn wait_for_topic(
         &self,
         topic: &str,
@@ -34,19 +37,40 @@ impl Client {
         timeout: Duration,
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
+        let probe = FetchOptions {
+            max_wait: Duration::ZERO,
+            ..FetchOptions::default()
+        };
         loop {
-            let ready = match self.refresh_metadata(Some(&[topic])).await {
-                Ok(metadata) => {
-                    (0..partitions).try_for_each(|p| metadata.leader(topic, p).map(|_| ()))
-                }
-                Err(e) => Err(e),
-            };
+            let ready = self.topic_ready(topic, partitions, &probe).await;
             match ready {
                 Ok(()) => return Ok(()),
-                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) if Instant::now() >= deadline || !e.is_retriable() => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+    }
+
+    async fn topic_ready(&self, topic: &str, partitions: i32, probe: &FetchOptions) -> Result<()> {
+        let metadata = self.refresh_metadata(Some(&[topic])).await?;
+        for p in 0..partitions {
+            metadata.leader(topic, p)?;
+            let fetched = self.fetch_raw(topic, p, 0, probe).await?;
+            // OFFSET_OUT_OF_RANGE cannot happen at 0 on a new topic, but it
+            // would still mean the leader serves the partition.
+            if let Some(code) = fetched
+                .error
+                .filter(|c| *c != KafkaCode::OFFSET_OUT_OF_RANGE)
+            {
+                return Err(ClientError::Kafka {
+                    broker: metadata.source.clone(),
+                    api: ApiKey::Fetch,
+                    code,
+                    context: format!(" for topic {topic:?} partition {p}"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Creates a topic through the controller-forwarding path any broker

@@ -82,17 +82,10 @@ async fn create_topic(client: &Client, topic: &str, partitions: i32) {
 /// Waits until metadata shows a leader for every partition of `topic`
 /// (a new topic's leaders are elected asynchronously).
 async fn wait_for_leaders(client: &Client, topic: &str, partitions: i32) {
-    for _ in 0..100 {
-        let metadata = client
-            .refresh_metadata(Some(&[topic]))
-            .await
-            .expect("metadata refresh");
-        if (0..partitions).all(|p| metadata.leader(topic, p).is_ok()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no leaders for {topic} after 10 s");
+    client
+        .wait_for_topic(topic, partitions, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{topic} not usable after 30 s: {e}"));
 }
 
 /// Produces `values` to one partition as a single batch, using

@@ -8,7 +8,8 @@
 //!   is *patched* in O(log n) instead of recomputed over the payload.
 //! - [`record`], [`builder`], [`legacy`], [`reencode`]: the slow path, for
 //!   batches a broker would refuse as-is: decode records and build new v2 batches.
-//! - [`fetch`]: a bounded, zero-copy Fetch response decoder.
+//! - [`fetch`], [`produce_response`]: bounded, zero-copy decoders of the two
+//!   responses ferry reads most (kafka-protocol's pre-allocate by wire counts).
 //! - [`txn`]: dropping aborted transactions using batch headers only.
 //! - [`codec`]: gzip, snappy (raw and xerial), lz4 (frame), zstd, each with a
 //!   bound on decompressed size.
