@@ -7,6 +7,8 @@
 //! Flows, partition pipelines, the offset map and checkpoints build on it.
 
 mod error;
+pub mod offset_map;
 pub mod plan;
+pub mod topics;
 
 pub use error::EngineError;

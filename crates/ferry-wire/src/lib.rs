@@ -25,6 +25,7 @@
 pub mod batch;
 pub mod builder;
 pub mod codec;
+mod crc;
 mod error;
 pub mod fetch;
 pub mod frame;

@@ -4,8 +4,8 @@
 //! `crc(a) ^ crc(b) == crc(a ^ b) ^ crc(0…0)`. Changing only the 40 covered
 //! header bytes (21..61) and keeping the `n` payload bytes therefore changes the
 //! CRC by `crc(D ‖ 0ⁿ) ^ crc(0⁴⁰ ‖ 0ⁿ)` where `D` is the XOR of old and new
-//! header bytes. `crc32c_combine` extends a CRC over `n` zero bytes in
-//! O(log n), so the payload is never read.
+//! header bytes. Extending a CRC over `n` zero bytes takes O(log n) steps
+//! ([`crate::crc`]), so the payload is never read.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -82,9 +82,8 @@ pub fn patch_crc(
         return old_crc;
     }
     let zeros = [0u8; COVERED_HEADER_LEN];
-    old_crc
-        ^ crc32c::crc32c_combine(crc32c::crc32c(&diff), 0, payload_len)
-        ^ crc32c::crc32c_combine(crc32c::crc32c(&zeros), 0, payload_len)
+    let header_diff = crc32c::crc32c(&diff) ^ crc32c::crc32c(&zeros);
+    old_crc ^ crate::crc::shift_crc_difference(header_diff, payload_len)
 }
 
 impl RecordBatch {

@@ -1,0 +1,194 @@
+//! The exact source → target offset map of one partition.
+//!
+//! Every produce acknowledgement tells where a batch landed on the target.
+//! Offsets inside a forwarded batch keep their deltas, so a batch maps a run
+//! of consecutive source offsets onto consecutive target offsets; runs that
+//! continue each other merge, so a partition replicated without gaps is one
+//! entry however long it is. Offsets that were never replicated (aborted
+//! transactions, markers, compaction gaps) fall between runs.
+
+use std::collections::BTreeMap;
+
+/// A run: source offsets `source..source + len` landed at `target..target + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub source: i64,
+    pub target: i64,
+    pub len: i64,
+}
+
+impl Run {
+    fn source_end(&self) -> i64 {
+        self.source + self.len
+    }
+
+    fn target_end(&self) -> i64 {
+        self.target + self.len
+    }
+}
+
+/// Runs keyed by their first source offset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetMap {
+    runs: BTreeMap<i64, Run>,
+}
+
+/// Why a mapping was refused: runs must move forward on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("offset map run {new:?} does not follow the last run {last:?}")]
+pub struct OutOfOrder {
+    pub last: Run,
+    pub new: Run,
+}
+
+impl OffsetMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that source offsets `source..source+len` landed at `target..`.
+    /// Runs must arrive in order (acknowledgements are applied in order).
+    pub fn record(&mut self, source: i64, target: i64, len: i64) -> Result<(), OutOfOrder> {
+        if len <= 0 {
+            return Ok(());
+        }
+        let new = Run {
+            source,
+            target,
+            len,
+        };
+        if let Some((_, last)) = self.runs.iter_mut().next_back() {
+            if source < last.source_end() || target < last.target_end() {
+                return Err(OutOfOrder { last: *last, new });
+            }
+            if source == last.source_end() && target == last.target_end() {
+                last.len += len;
+                return Ok(());
+            }
+        }
+        self.runs.insert(source, new);
+        Ok(())
+    }
+
+    /// Records a re-encoded batch: record `i` of a batch landing at `target`
+    /// came from `source_offsets[i]` (increasing, possibly with gaps).
+    pub fn record_offsets(&mut self, source_offsets: &[i64], target: i64) -> Result<(), OutOfOrder> {
+        let mut i = 0;
+        while i < source_offsets.len() {
+            let start = i;
+            while i + 1 < source_offsets.len() && source_offsets[i + 1] == source_offsets[i] + 1 {
+                i += 1;
+            }
+            i += 1;
+            let len = i64::try_from(i - start).unwrap_or(i64::MAX);
+            let t = target + i64::try_from(start).unwrap_or(i64::MAX);
+            self.record(source_offsets[start], t, len)?;
+        }
+        Ok(())
+    }
+
+    /// The target offset of the first replicated record at or after source
+    /// offset `source`: where a consumer that would read `source` next on the
+    /// source continues on the target. `None` if nothing at or after it has
+    /// been replicated yet.
+    pub fn translate(&self, source: i64) -> Option<i64> {
+        // The run starting at or before `source`, if `source` falls inside it.
+        if let Some((_, run)) = self.runs.range(..=source).next_back() {
+            if source < run.source_end() {
+                return Some(run.target + (source - run.source));
+            }
+        }
+        // Otherwise the next run after it.
+        self.runs.range(source..).next().map(|(_, run)| run.target)
+    }
+
+    /// Source offset after the last replicated record, and the target offset
+    /// after it.
+    pub fn end(&self) -> Option<(i64, i64)> {
+        self.runs
+            .values()
+            .next_back()
+            .map(|r| (r.source_end(), r.target_end()))
+    }
+
+    /// Drops runs that end at or before target offset `target_start` (the
+    /// target's log start: nothing below it can be read any more).
+    pub fn truncate_below_target(&mut self, target_start: i64) {
+        self.runs.retain(|_, r| r.target_end() > target_start);
+    }
+
+    /// Number of runs held.
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The runs, in order.
+    pub fn runs(&self) -> impl Iterator<Item = &Run> {
+        self.runs.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_batches_merge_into_one_run() {
+        let mut m = OffsetMap::new();
+        m.record(0, 100, 10).unwrap();
+        m.record(10, 110, 5).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.translate(0), Some(100));
+        assert_eq!(m.translate(14), Some(114));
+        assert_eq!(m.translate(15), None);
+        assert_eq!(m.end(), Some((15, 115)));
+    }
+
+    #[test]
+    fn gaps_translate_to_the_next_replicated_record() {
+        let mut m = OffsetMap::new();
+        m.record(0, 0, 5).unwrap(); // 0..5
+        // 5..8 aborted; 8 is a marker; 9..12 committed
+        m.record(9, 5, 3).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.translate(4), Some(4));
+        assert_eq!(m.translate(5), Some(5), "inside the aborted range: next replicated");
+        assert_eq!(m.translate(8), Some(5));
+        assert_eq!(m.translate(10), Some(6));
+    }
+
+    #[test]
+    fn reencoded_batches_map_each_record() {
+        let mut m = OffsetMap::new();
+        m.record_offsets(&[3, 5, 6, 9], 40).unwrap();
+        assert_eq!(m.translate(3), Some(40));
+        assert_eq!(m.translate(4), Some(41));
+        assert_eq!(m.translate(6), Some(42));
+        assert_eq!(m.translate(7), Some(43));
+        assert_eq!(m.translate(9), Some(43));
+        assert_eq!(m.end(), Some((10, 44)));
+    }
+
+    #[test]
+    fn out_of_order_runs_are_refused() {
+        let mut m = OffsetMap::new();
+        m.record(10, 10, 5).unwrap();
+        assert!(m.record(12, 20, 1).is_err());
+        assert!(m.record(20, 12, 1).is_err());
+    }
+
+    #[test]
+    fn truncation_drops_unreadable_runs() {
+        let mut m = OffsetMap::new();
+        m.record(0, 0, 5).unwrap();
+        m.record(10, 5, 5).unwrap();
+        m.truncate_below_target(5);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.translate(0), Some(5));
+    }
+}
