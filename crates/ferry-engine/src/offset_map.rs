@@ -73,7 +73,11 @@ impl OffsetMap {
 
     /// Records a re-encoded batch: record `i` of a batch landing at `target`
     /// came from `source_offsets[i]` (increasing, possibly with gaps).
-    pub fn record_offsets(&mut self, source_offsets: &[i64], target: i64) -> Result<(), OutOfOrder> {
+    pub fn record_offsets(
+        &mut self,
+        source_offsets: &[i64],
+        target: i64,
+    ) -> Result<(), OutOfOrder> {
         let mut i = 0;
         while i < source_offsets.len() {
             let start = i;
@@ -157,7 +161,11 @@ mod tests {
         m.record(9, 5, 3).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m.translate(4), Some(4));
-        assert_eq!(m.translate(5), Some(5), "inside the aborted range: next replicated");
+        assert_eq!(
+            m.translate(5),
+            Some(5),
+            "inside the aborted range: next replicated"
+        );
         assert_eq!(m.translate(8), Some(5));
         assert_eq!(m.translate(10), Some(6));
     }

@@ -164,11 +164,22 @@ mod tests {
 
     #[test]
     fn prefix_naming_and_selection() {
-        let p = policy(&["orders.*", "payments"], &["orders-tmp.*"], Arc::new(PrefixNaming));
+        let p = policy(
+            &["orders.*", "payments"],
+            &["orders-tmp.*"],
+            Arc::new(PrefixNaming),
+        );
         assert_eq!(p.map("orders").unwrap(), "east.orders");
         assert_eq!(p.map("payments").unwrap(), "east.payments");
-        assert_eq!(p.map("payments-v2"), Err(Refusal::NotIncluded), "patterns are anchored");
-        assert_eq!(p.map("orders-tmp-1"), Err(Refusal::Excluded("orders-tmp.*".into())));
+        assert_eq!(
+            p.map("payments-v2"),
+            Err(Refusal::NotIncluded),
+            "patterns are anchored"
+        );
+        assert_eq!(
+            p.map("orders-tmp-1"),
+            Err(Refusal::Excluded("orders-tmp.*".into()))
+        );
         assert_eq!(p.map("__consumer_offsets"), Err(Refusal::Internal));
         assert_eq!(p.map("__transaction_state"), Err(Refusal::Internal));
         assert_eq!(p.map("__ferry_checkpoints"), Err(Refusal::Internal));
@@ -177,14 +188,27 @@ mod tests {
     #[test]
     fn topics_from_the_target_are_refused_as_loops() {
         let p = policy(&[".*"], &[], Arc::new(PrefixNaming));
-        assert_eq!(p.map("west.orders"), Err(Refusal::Loop { origin: "west".into() }));
+        assert_eq!(
+            p.map("west.orders"),
+            Err(Refusal::Loop {
+                origin: "west".into()
+            })
+        );
         // From a third cluster: allowed, and prefixed again.
         assert_eq!(p.map("north.orders").unwrap(), "east.north.orders");
     }
 
     #[test]
     fn identity_onto_the_same_cluster_is_refused() {
-        let p = TopicPolicy::new("a", "a2", true, &[".*".into()], &[], Arc::new(IdentityNaming)).unwrap();
+        let p = TopicPolicy::new(
+            "a",
+            "a2",
+            true,
+            &[".*".into()],
+            &[],
+            Arc::new(IdentityNaming),
+        )
+        .unwrap();
         assert_eq!(p.map("orders"), Err(Refusal::SelfMapping));
         let other = policy(&[".*"], &[], Arc::new(IdentityNaming));
         assert_eq!(other.map("orders").unwrap(), "orders");
@@ -192,6 +216,8 @@ mod tests {
 
     #[test]
     fn invalid_patterns_are_errors() {
-        assert!(TopicPolicy::new("a", "b", false, &["(".into()], &[], Arc::new(PrefixNaming)).is_err());
+        assert!(
+            TopicPolicy::new("a", "b", false, &["(".into()], &[], Arc::new(PrefixNaming)).is_err()
+        );
     }
 }
