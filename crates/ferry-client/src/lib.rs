@@ -49,6 +49,7 @@ pub mod error;
 pub mod fetch;
 pub mod metadata;
 pub mod produce;
+mod topic;
 pub mod versions;
 
 pub use admin::NewTopic;
@@ -58,4 +59,5 @@ pub use error::{ClientError, KafkaCode, Result};
 pub use fetch::{AbortedTxn, FetchOptions, FetchedPartition, Isolation};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{ProduceOptions, Produced};
+pub use topic::TopicPartition;
 pub use versions::BrokerVersions;

@@ -1,22 +1,8 @@
 //! The engine's error type: every message names the topic, partition and offset.
 
-use std::fmt;
-use std::sync::Arc;
-
 use ferry_wire::WireError;
 
-/// A topic partition, as named in messages.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TopicPartition {
-    pub topic: Arc<str>,
-    pub partition: i32,
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
+pub use ferry_client::TopicPartition;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
