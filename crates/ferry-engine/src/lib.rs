@@ -6,7 +6,9 @@
 //! header (fast path), re-encode it (slow path, with the reason), or skip it.
 //! Flows, partition pipelines, the offset map and checkpoints build on it.
 
+pub mod checkpoint;
 mod error;
+pub mod inflight;
 pub mod offset_map;
 pub mod plan;
 pub mod topics;
