@@ -23,4 +23,42 @@ pub enum EngineError {
         offset: i64,
         source: WireError,
     },
+
+    /// A cluster call failed (connection, authorization, broker error).
+    #[error("flow {flow}: cluster {cluster}: {source}")]
+    Cluster {
+        flow: String,
+        cluster: String,
+        source: ferry_client::ClientError,
+    },
+
+    /// The target refused or never acknowledged a batch.
+    #[error(
+        "producing source partition {source_tp} (batch at source offset {offset}) to {target_tp} failed: {error}"
+    )]
+    Produce {
+        source_tp: TopicPartition,
+        target_tp: TopicPartition,
+        offset: i64,
+        error: ferry_client::ClientError,
+    },
+
+    /// The source answered a fetch of a partition with an error ferry cannot
+    /// recover from by itself; the partition stops.
+    #[error(
+        "source partition {tp}: fetch at offset {offset} failed with {code}; the partition is stopped"
+    )]
+    SourcePartition {
+        tp: TopicPartition,
+        offset: i64,
+        code: ferry_client::KafkaCode,
+    },
+
+    /// Reading or writing checkpoints failed.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+
+    /// An engine invariant broke: a bug, reported instead of guessed around.
+    #[error("source partition {tp}: internal error: {detail}; please report it")]
+    Internal { tp: TopicPartition, detail: String },
 }

@@ -103,6 +103,11 @@ impl PartitionPlanner {
         }
     }
 
+    /// The settings this planner uses.
+    pub fn config(&self) -> &PlanConfig {
+        &self.config
+    }
+
     /// The next source offset to replicate.
     pub fn position(&self) -> i64 {
         self.position
