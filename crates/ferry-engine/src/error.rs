@@ -29,7 +29,7 @@ pub enum EngineError {
     Cluster {
         flow: String,
         cluster: String,
-        source: ferry_client::ClientError,
+        source: Box<ferry_client::ClientError>,
     },
 
     /// The target refused or never acknowledged a batch.
@@ -40,7 +40,7 @@ pub enum EngineError {
         source_tp: TopicPartition,
         target_tp: TopicPartition,
         offset: i64,
-        error: ferry_client::ClientError,
+        error: Box<ferry_client::ClientError>,
     },
 
     /// The source answered a fetch of a partition with an error ferry cannot
