@@ -7,6 +7,7 @@
 //! Flows, partition pipelines, the offset map and checkpoints build on it.
 
 pub mod checkpoint;
+pub mod config;
 mod error;
 pub mod inflight;
 pub mod offset_map;
