@@ -24,6 +24,9 @@ enum Command {
     /// real cluster through the fast and slow paths, read it back and check
     /// every record and every forwarded payload byte.
     Replay(cmd::replay::Args),
+    /// Validate a config file, connect to every cluster and broker, and show
+    /// what each flow would mirror (exit 64 if the config is invalid).
+    Check(cmd::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Replay(args) => cmd::replay::run(&args),
+        Command::Check(args) => cmd::check::run(&args),
     };
     match result {
         Ok(code) => code,
