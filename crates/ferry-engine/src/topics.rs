@@ -27,6 +27,12 @@ pub trait TopicNaming: fmt::Debug + Send + Sync {
     /// If `topic` (a name on some cluster) was mirrored from a cluster, that
     /// cluster's alias. Used to refuse loops.
     fn origin_alias<'a>(&self, topic: &'a str) -> Option<&'a str>;
+
+    /// If `topic` was mirrored, its name on the cluster it came from (which
+    /// may itself be a mirror): lets loop detection walk a whole chain.
+    fn upstream_topic<'a>(&self, _topic: &'a str) -> Option<&'a str> {
+        None
+    }
 }
 
 /// `<source alias>.<topic>` (MirrorMaker 2's default policy, with `.`).
@@ -40,6 +46,10 @@ impl TopicNaming for PrefixNaming {
 
     fn origin_alias<'a>(&self, topic: &'a str) -> Option<&'a str> {
         topic.split_once('.').map(|(alias, _)| alias)
+    }
+
+    fn upstream_topic<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic.split_once('.').map(|(_, rest)| rest)
     }
 }
 
@@ -138,12 +148,19 @@ impl TopicPolicy {
                 .unwrap_or(pattern);
             return Err(Refusal::Excluded(inner.to_owned()));
         }
-        if let Some(origin) = self.naming.origin_alias(topic) {
+        // Walk the whole chain (`west.north.orders` came from north via west):
+        // any hop through the target means the topic would come back to it.
+        let mut hop = Some(topic);
+        while let Some(name) = hop {
+            let Some(origin) = self.naming.origin_alias(name) else {
+                break;
+            };
             if origin == self.target_alias {
                 return Err(Refusal::Loop {
                     origin: origin.to_owned(),
                 });
             }
+            hop = self.naming.upstream_topic(name);
         }
         let target = self.naming.target_topic(&self.source_alias, topic);
         if self.same_cluster && target == topic {
@@ -196,6 +213,13 @@ mod tests {
         );
         // From a third cluster: allowed, and prefixed again.
         assert_eq!(p.map("north.orders").unwrap(), "east.north.orders");
+        // Through the target further up the chain: a loop all the same.
+        assert_eq!(
+            p.map("north.west.orders"),
+            Err(Refusal::Loop {
+                origin: "west".into()
+            })
+        );
     }
 
     #[test]
