@@ -308,6 +308,58 @@ impl Connection {
         )
     }
 
+    /// Queues a pre-encoded request like [`send_raw`](Self::send_raw), and
+    /// once it is queued returns the future of its response body.
+    ///
+    /// Requests queued by successive calls, each awaited before the next,
+    /// are written in that order, and a broker answers a connection's
+    /// requests in the order it reads them. Concurrent `send_raw` futures
+    /// carry no such guarantee (tasks are not polled in spawn order), and
+    /// pipelined idempotent Produce requests need it: their sequence numbers
+    /// must arrive in order. The request goes out whether or not the returned
+    /// future is polled; dropping it discards the response. The request
+    /// timeout counts from this call.
+    pub async fn queue_raw(
+        &self,
+        api: ApiKey,
+        version: i16,
+        chunks: Vec<Bytes>,
+    ) -> Result<impl Future<Output = Result<Bytes>> + Send + 'static> {
+        if let Some(err) = self.poisoned() {
+            return Err(err);
+        }
+        let started = tokio::time::Instant::now();
+        let timeout = self.inner.request_timeout;
+        let (reply, response) = oneshot::channel();
+        let outgoing = Outgoing {
+            api,
+            version,
+            header_version: api.request_header_version(version),
+            body: chunks,
+            reply,
+        };
+        match tokio::time::timeout(timeout, self.inner.requests.send(outgoing)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(self.failure()),
+            Err(_) => return Err(self.timed_out(api)),
+        }
+        let conn = self.clone();
+        Ok(async move {
+            let left = timeout.saturating_sub(started.elapsed());
+            let frame = match tokio::time::timeout(left, response).await {
+                Ok(frame) => frame.unwrap_or_else(|_| Err(conn.failure()))?,
+                Err(_) => return Err(conn.timed_out(api)),
+            };
+            strip_response_header(
+                frame,
+                api,
+                version,
+                api.response_header_version(version),
+                conn.broker(),
+            )
+        })
+    }
+
     /// Queues one request and waits for its whole response frame.
     async fn round_trip(
         &self,

@@ -208,6 +208,33 @@ pub enum ClientError {
         api: ApiKey,
         missing: String,
     },
+
+    /// A setting is out of range.
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidConfig {
+        setting: &'static str,
+        reason: String,
+    },
+
+    /// The idempotent producer gave up on a batch the broker did not refuse:
+    /// its delivery timeout passed, an earlier batch of the partition failed,
+    /// or the producer stopped. `reason` says which, and whether the batch
+    /// may have been written anyway.
+    #[error(
+        "batch for topic {topic:?} partition {partition}{} was not delivered: {reason}",
+        sequence_note(*.base_sequence)
+    )]
+    NotDelivered {
+        topic: String,
+        partition: i32,
+        /// The batch's base sequence; `None` if it never got one.
+        base_sequence: Option<i32>,
+        reason: String,
+    },
+}
+
+fn sequence_note(base_sequence: Option<i32>) -> String {
+    base_sequence.map_or_else(String::new, |s| format!(" (base sequence {s})"))
 }
 
 /// What to do about a code, for the error message.
@@ -243,7 +270,11 @@ impl ClientError {
     /// The broker address the error is about, where there is one.
     pub fn broker(&self) -> Option<&str> {
         match self {
-            Self::InvalidAddress { .. } | Self::NoBootstrapBrokers | Self::Bootstrap { .. } => None,
+            Self::InvalidAddress { .. }
+            | Self::NoBootstrapBrokers
+            | Self::Bootstrap { .. }
+            | Self::InvalidConfig { .. }
+            | Self::NotDelivered { .. } => None,
             Self::Connect { broker, .. }
             | Self::ConnectTimeout { broker, .. }
             | Self::Io { broker, .. }
