@@ -49,6 +49,7 @@ pub mod error;
 pub mod fetch;
 pub mod metadata;
 pub mod produce;
+pub mod retry;
 mod topic;
 pub mod versions;
 
@@ -59,5 +60,6 @@ pub use error::{ClientError, KafkaCode, Result};
 pub use fetch::{AbortedTxn, FetchOptions, FetchedPartition, Isolation};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{ProduceOptions, Produced};
+pub use retry::Backoff;
 pub use topic::TopicPartition;
 pub use versions::BrokerVersions;
