@@ -55,7 +55,7 @@ pub mod retry;
 mod topic;
 pub mod versions;
 
-pub use admin::NewTopic;
+pub use admin::{ConfigEntry, NewTopic, OffsetSpec};
 pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{ClientError, KafkaCode, Result};
