@@ -1,0 +1,182 @@
+//! Admin calls against a real broker (`FERRY_KAFKA_A`; see `source_support`
+//! for how tests are skipped).
+
+mod source_support;
+
+use ferry_client::admin::OffsetSpec;
+use ferry_client::{ClientError, Isolation, KafkaCode};
+use source_support::{batch, broker, connect, create_topic, now_ms, produce, unique_topic};
+
+#[tokio::test]
+async fn list_offsets_earliest_latest_and_by_timestamp() {
+    let Some(addr) = broker() else { return };
+    let client = connect(&addr).await;
+    let topic = unique_topic("offsets");
+    create_topic(&client, &topic, 3, &[]).await;
+    // Partition 0: batches of 5 at t0, t0+1s, t0+2s; partition 1: one
+    // batch; partition 2: empty.
+    let t0 = now_ms() - 60_000;
+    for i in 0..3 {
+        produce(&client, &topic, 0, batch("p0", 5, t0 + i * 1000, 0)).await;
+    }
+    produce(&client, &topic, 1, batch("p1", 2, t0, 0)).await;
+    let all = [0, 1, 2];
+
+    let earliest = client
+        .list_offsets(&topic, &all, OffsetSpec::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(earliest, [(0, 0), (1, 0), (2, 0)]);
+    let latest = client
+        .list_offsets(&topic, &all, OffsetSpec::Latest)
+        .await
+        .unwrap();
+    assert_eq!(latest, [(0, 15), (1, 2), (2, 0)]);
+    let uncommitted = client
+        .list_offsets_with(
+            &topic,
+            &[2, 0],
+            OffsetSpec::Latest,
+            Isolation::ReadUncommitted,
+        )
+        .await
+        .unwrap();
+    assert_eq!(uncommitted, [(2, 0), (0, 15)], "in the order asked");
+
+    // The first offset at or after the timestamp ...
+    let at = client
+        .list_offsets(&topic, &[0], OffsetSpec::Timestamp(t0 + 1000))
+        .await
+        .unwrap();
+    assert_eq!(at, [(0, 5)]);
+    let between = client
+        .list_offsets(&topic, &[0], OffsetSpec::Timestamp(t0 + 1500))
+        .await
+        .unwrap();
+    assert_eq!(between, [(0, 10)]);
+    // ... or the end of the log when no record is that recent.
+    let future = client
+        .list_offsets(&topic, &all, OffsetSpec::Timestamp(now_ms() + 3_600_000))
+        .await
+        .unwrap();
+    assert_eq!(future, [(0, 15), (1, 2), (2, 0)]);
+
+    // A partition that does not exist: an error naming topic and partition.
+    let err = client
+        .list_offsets(&topic, &[7], OffsetSpec::Latest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::UnknownPartition { partition: 7, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn topic_configs_show_overrides_and_can_be_altered() {
+    let Some(addr) = broker() else { return };
+    let client = connect(&addr).await;
+    let topic = unique_topic("configs");
+    create_topic(&client, &topic, 1, &[("retention.ms", "86400000")]).await;
+
+    let configs = client.describe_topic_configs(&[&topic]).await.unwrap();
+    let entries = &configs[&topic];
+    let get = |entries: &[ferry_client::admin::ConfigEntry], name: &str| {
+        entries
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .clone()
+    };
+    let retention = get(entries, "retention.ms");
+    assert_eq!(retention.value.as_deref(), Some("86400000"));
+    assert!(!retention.is_default, "an override set at creation");
+    assert!(!retention.is_sensitive);
+    let cleanup = get(entries, "cleanup.policy");
+    assert!(cleanup.is_default, "{cleanup:?}");
+    assert_eq!(cleanup.value.as_deref(), Some("delete"));
+
+    client
+        .alter_topic_configs(
+            &topic,
+            &[
+                ("retention.ms".to_owned(), "172800000".to_owned()),
+                ("max.message.bytes".to_owned(), "2000000".to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+    let configs = client.describe_topic_configs(&[&topic]).await.unwrap();
+    let entries = &configs[&topic];
+    assert_eq!(
+        get(entries, "retention.ms").value.as_deref(),
+        Some("172800000")
+    );
+    let max = get(entries, "max.message.bytes");
+    assert_eq!(max.value.as_deref(), Some("2000000"));
+    assert!(!max.is_default);
+
+    // A bad value: the broker's message comes through, naming the topic.
+    let err = client
+        .alter_topic_configs(&topic, &[("retention.ms".to_owned(), "soon".to_owned())])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kafka_code(), Some(KafkaCode::INVALID_CONFIG), "{err}");
+    println!("{err}");
+    assert!(err.to_string().contains(&topic), "{err}");
+
+    // An unknown topic is an error naming it.
+    let missing = unique_topic("missing");
+    let err = client
+        .describe_topic_configs(&[&missing])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kafka_code(),
+        Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&missing), "{err}");
+}
+
+#[tokio::test]
+async fn create_partitions_grows_a_topic() {
+    let Some(addr) = broker() else { return };
+    let client = connect(&addr).await;
+    let topic = unique_topic("grow");
+    create_topic(&client, &topic, 2, &[]).await;
+    client.create_partitions(&topic, 5).await.unwrap();
+    let metadata = client.refresh_metadata(Some(&[&topic])).await.unwrap();
+    assert_eq!(metadata.topic(&topic).unwrap().partitions.len(), 5);
+    // The new partitions are usable at once.
+    produce(&client, &topic, 4, batch("new", 1, now_ms(), 0)).await;
+
+    let err = client.create_partitions(&topic, 5).await.unwrap_err();
+    assert_eq!(
+        err.kafka_code(),
+        Some(KafkaCode::INVALID_PARTITIONS),
+        "{err}"
+    );
+    let text = err.to_string();
+    println!("{text}");
+    assert!(text.contains(&topic) && text.contains('5'), "{text}");
+}
+
+#[tokio::test]
+async fn list_topics_sees_every_topic_with_its_partitions() {
+    let Some(addr) = broker() else { return };
+    let client = connect(&addr).await;
+    let topic = unique_topic("listed");
+    create_topic(&client, &topic, 3, &[]).await;
+    let metadata = client.list_topics().await.unwrap();
+    let t = metadata.topic(&topic).expect("the new topic is listed");
+    assert_eq!(t.partitions.len(), 3);
+    assert!(!t.is_internal);
+    assert!(t.topic_id.is_some());
+    // Present once any consumer group has committed; internal if so.
+    if let Some(offsets) = metadata.topic("__consumer_offsets") {
+        assert!(offsets.is_internal);
+    }
+    // The cache now holds all topics too.
+    assert!(client.metadata().topic(&topic).is_some());
+}

@@ -1,0 +1,131 @@
+//! Helpers shared by the fetcher and admin broker tests.
+//!
+//! The bootstrap address comes from `FERRY_KAFKA_A`. Without it each test
+//! prints that it was skipped, unless `FERRY_REQUIRE_BROKERS=1`, which turns
+//! a missing broker into a failure (for CI).
+
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferry_client::{Client, ClientConfig, NewTopic, ProduceOptions};
+use ferry_wire::builder::{BatchSpec, build_batch};
+use ferry_wire::codec::Compression;
+use ferry_wire::record::Record;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{DeleteTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+pub fn broker() -> Option<String> {
+    match std::env::var("FERRY_KAFKA_A") {
+        Ok(addr) if !addr.trim().is_empty() => Some(addr.trim().to_owned()),
+        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => panic!(
+            "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A is not set. Start a broker with \
+             `python3 harness/kafka_harness.py fetch && python3 harness/kafka_harness.py start a` \
+             and export FERRY_KAFKA_A=<the address it prints>"
+        ),
+        _ => {
+            println!(
+                "skipped: FERRY_KAFKA_A is not set (start a broker with harness/kafka_harness.py)"
+            );
+            None
+        }
+    }
+}
+
+pub async fn connect(addr: &str) -> Client {
+    Client::connect(&[addr], ClientConfig::default())
+        .await
+        .expect("connect to the test broker")
+}
+
+/// A topic name no earlier run has used.
+pub fn unique_topic(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("ferry-src-{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Creates `topic` and waits until every partition is served.
+pub async fn create_topic(client: &Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    client
+        .create_topic(&NewTopic {
+            name: topic.to_owned(),
+            partitions,
+            replication_factor: 1,
+            configs: configs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create {topic}: {e}"));
+    client
+        .wait_for_topic(topic, partitions, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{topic} not usable after 30 s: {e}"));
+}
+
+/// Deletes `topic` (a raw DeleteTopics request: ferry itself never deletes).
+pub async fn delete_topic(client: &Client, topic: &str) {
+    let conn = client.any_connection().await.expect("a connection");
+    let version = conn
+        .versions()
+        .version_for::<DeleteTopicsRequest>()
+        .expect("DeleteTopics is supported");
+    let request = if version >= 6 {
+        DeleteTopicsRequest::default().with_topics(vec![
+            DeleteTopicState::default()
+                .with_name(Some(TopicName(StrBytes::from_string(topic.to_owned())))),
+        ])
+    } else {
+        DeleteTopicsRequest::default()
+            .with_topic_names(vec![TopicName(StrBytes::from_string(topic.to_owned()))])
+    }
+    .with_timeout_ms(30_000);
+    let response = conn.send(&request, version).await.expect("DeleteTopics");
+    for r in &response.responses {
+        assert_eq!(r.error_code, 0, "delete {topic}: {:?}", r.error_message);
+    }
+}
+
+/// Now, in milliseconds since the epoch: test records must carry recent
+/// timestamps, or time-based retention (7 days by default, checked every 5 s
+/// by the harness brokers) deletes them while the test runs.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One batch of `count` records whose values are `"{tag}-{i}"`, all with
+/// timestamp `timestamp`, each with a value of at least `pad` bytes.
+pub fn batch(tag: &str, count: usize, timestamp: i64, pad: usize) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| {
+            let mut value = format!("{tag}-{i}").into_bytes();
+            if value.len() < pad {
+                value.resize(pad, b'.');
+            }
+            Record {
+                offset: i64::try_from(i).expect("small"),
+                timestamp,
+                key: None,
+                value: Some(Bytes::from(value)),
+                headers: Vec::new(),
+            }
+        })
+        .collect();
+    build_batch(&BatchSpec::producer(Compression::None), &records).expect("build a batch")
+}
+
+/// Produces one batch; returns its base offset.
+pub async fn produce(client: &Client, topic: &str, partition: i32, batch: Bytes) -> i64 {
+    client
+        .produce_batch(topic, partition, vec![batch], &ProduceOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("produce to {topic}-{partition}: {e}"))
+        .base_offset
+}
