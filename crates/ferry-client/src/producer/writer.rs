@@ -121,3 +121,84 @@ fn timed_out(conn: &Connection, after: Duration) -> ClientError {
         after,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::ConnectionConfig;
+
+    /// A fake broker that reads Produce v3 requests whose body is a 4-byte
+    /// index and answers each (an empty Produce v3 response) in turn,
+    /// recording the indexes in the order they arrived.
+    async fn fake_broker(listener: TcpListener, requests: usize) -> Vec<u32> {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let size = socket.read_u32().await.unwrap();
+            let mut frame = vec![0u8; usize::try_from(size).unwrap()];
+            socket.read_exact(&mut frame).await.unwrap();
+            // api key, version, then the correlation id; the index is last.
+            let correlation = <[u8; 4]>::try_from(&frame[4..8]).unwrap();
+            let index = <[u8; 4]>::try_from(&frame[frame.len() - 4..]).unwrap();
+            seen.push(u32::from_be_bytes(index));
+            let mut reply = Vec::new();
+            reply.extend_from_slice(&12u32.to_be_bytes());
+            reply.extend_from_slice(&correlation);
+            reply.extend_from_slice(&0i32.to_be_bytes()); // no topics
+            reply.extend_from_slice(&0i32.to_be_bytes()); // throttle
+            socket.write_all(&reply).await.unwrap();
+        }
+        seen
+    }
+
+    /// Requests handed to the writer reach the broker in that order and
+    /// their answers come back in that order, however the runtime schedules
+    /// tasks (one task per request did not: the broker then saw sequence
+    /// numbers out of order).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_and_answers_keep_their_order() {
+        const REQUESTS: u32 = 200;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let broker = tokio::spawn(fake_broker(listener, REQUESTS as usize));
+        let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let conn = Connection::start(stream, &address, &ConnectionConfig::default());
+        let (outbound_tx, outbound) = mpsc::unbounded_channel();
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_requests(
+            conn,
+            outbound,
+            events_tx,
+            Duration::from_secs(10),
+        ));
+        for i in 0..REQUESTS {
+            let body = Bytes::copy_from_slice(&i.to_be_bytes());
+            outbound_tx
+                .send(Outbound {
+                    request: u64::from(i),
+                    version: 3,
+                    chunks: vec![body],
+                })
+                .unwrap();
+        }
+        drop(outbound_tx);
+        let mut answered = Vec::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Response { request, result } => {
+                    result.unwrap();
+                    answered.push(request);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        writer.await.unwrap();
+        let expected: Vec<u32> = (0..REQUESTS).collect();
+        assert_eq!(broker.await.unwrap(), expected, "order on the wire");
+        let expected: Vec<u64> = (0..u64::from(REQUESTS)).collect();
+        assert_eq!(answered, expected, "order of the answers");
+    }
+}
