@@ -61,4 +61,8 @@ pub enum EngineError {
     /// An engine invariant broke: a bug, reported instead of guessed around.
     #[error("source partition {tp}: internal error: {detail}; please report it")]
     Internal { tp: TopicPartition, detail: String },
+
+    /// A flow's configuration cannot be turned into a running flow.
+    #[error("flow {flow}: {detail}")]
+    Config { flow: String, detail: String },
 }

@@ -114,6 +114,9 @@ impl InFlight {
         while let Some(front) = self.entries.front() {
             let Some(target) = front.acked else { break };
             match &front.mapping {
+                // A duplicate acknowledged without its offset (the broker no
+                // longer remembers it): the position still advances.
+                _ if target < 0 => {}
                 Mapping::Contiguous { source_base, count } => {
                     map.record(*source_base, target, *count)?;
                     self.committed.target_offset = Some(target + count);

@@ -1,17 +1,26 @@
 //! # ferry-engine
 //!
-//! The replication engine's decisions, kept free of sockets so they can be
-//! tested deterministically. This first slice holds the per-batch plan: given
-//! one fetched entry of a source partition, forward it as-is with a rewritten
-//! header (fast path), re-encode it (slow path, with the reason), or skip it.
-//! Flows, partition pipelines, the offset map and checkpoints build on it.
+//! Ferry's replication engine, a library first: [`Engine`] runs the flows of
+//! a [`config::Config`] in-process until a shutdown future completes.
+//!
+//! - [`flow`]: one source → target flow: discovery of topics and partitions,
+//!   target topic creation, per-partition pipelines, checkpointing, drain.
+//! - [`plan`]: the per-batch decision (forward as-is, re-encode, skip).
+//! - [`inflight`], [`offset_map`]: what may be checkpointed, and the exact
+//!   source → target offset map, as deterministic state machines.
+//! - [`checkpoint`]: positions kept in a compacted topic on the target.
+//! - [`topics`]: which topics a flow mirrors and their target names.
+//! - [`config`]: the validated configuration (TOML or built in code).
 
 pub mod checkpoint;
 pub mod config;
+mod engine;
 mod error;
+pub mod flow;
 pub mod inflight;
 pub mod offset_map;
 pub mod plan;
 pub mod topics;
 
+pub use engine::{Engine, FlowOutcome};
 pub use error::EngineError;

@@ -132,6 +132,12 @@ impl TopicPolicy {
         })
     }
 
+    /// The same policy with another naming (the embedding hook).
+    pub fn with_naming(mut self, naming: Arc<dyn TopicNaming>) -> Self {
+        self.naming = naming;
+        self
+    }
+
     /// The target name of `topic`, or why it is not mirrored.
     pub fn map(&self, topic: &str) -> Result<String, Refusal> {
         if topic.starts_with("__") || topic.starts_with(FERRY_INTERNAL_PREFIX) {

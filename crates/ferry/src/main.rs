@@ -27,6 +27,9 @@ enum Command {
     /// Validate a config file, connect to every cluster and broker, and show
     /// what each flow would mirror (exit 64 if the config is invalid).
     Check(cmd::check::Args),
+    /// Mirror the configured flows until SIGTERM/SIGINT, then drain
+    /// in-flight batches and write final checkpoints.
+    Run(cmd::run::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Replay(args) => cmd::replay::run(&args),
         Command::Check(args) => cmd::check::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -14,13 +14,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use ferry_client::versions::floor;
 use ferry_client::{BrokerVersions, Client, ClusterMetadata};
-use ferry_engine::config::{ClusterConfig, Config, ConfigError, FlowConfig, format_duration};
+use ferry_engine::config::{ClusterConfig, Config, FlowConfig, format_duration};
 use kafka_protocol::messages::ApiKey;
-
-/// sysexits' EX_USAGE: the config is wrong.
-const EXIT_INVALID_CONFIG: u8 = 64;
-/// sysexits' EX_NOINPUT: the config file cannot be read.
-const EXIT_NO_INPUT: u8 = 66;
 
 /// The APIs ferry depends on: reading, writing, discovery, start positions,
 /// creating target topics and copying their configs.
@@ -42,23 +37,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     let shown = args.config.display();
-    let config = match Config::load(&args.config) {
+    let config = match super::load_config(&args.config) {
         Ok(config) => config,
-        Err(e @ ConfigError::Read { .. }) => {
-            eprintln!("ferry: {e}");
-            return Ok(ExitCode::from(EXIT_NO_INPUT));
-        }
-        Err(ConfigError::Invalid(problems)) => {
-            eprintln!("ferry: invalid config {shown}:");
-            for p in problems {
-                eprintln!("  {p}");
-            }
-            return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
-        }
-        Err(e) => {
-            eprintln!("ferry: invalid config {shown}: {e}");
-            return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
-        }
+        Err(code) => return Ok(code),
     };
     println!(
         "config {shown}: valid ({}, {})",

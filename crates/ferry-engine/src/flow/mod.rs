@@ -1,0 +1,369 @@
+//! A flow: one source cluster mirrored into one target cluster.
+//!
+//! Tasks of a running flow:
+//! - the **dispatcher** polls the source fetcher and hands each partition's
+//!   data to that partition's task;
+//! - one **partition task** per source partition plans each batch, sends it
+//!   through the target's idempotent producer, and commits its position as
+//!   acknowledgements come back, in order ([`crate::inflight`]);
+//! - the **checkpointer** writes committed positions to the target's
+//!   checkpoint topic every `checkpoint_interval`, and once more at shutdown;
+//! - **discovery** lists source topics every `discovery_interval`, creates
+//!   or grows target topics, and starts tasks for new partitions.
+//!
+//! Memory: bytes fetched but not yet acknowledged by the target are charged
+//! to one [`MemoryBudget`]; a partition that cannot get budget pauses its
+//! fetching, so a slow target slows the source instead of filling memory.
+//!
+//! Shutdown: stop taking new data, wait for every in-flight batch to be
+//! acknowledged, write the final checkpoint. A restart then resumes exactly
+//! where the target ends: nothing lost, nothing duplicated.
+
+mod discovery;
+mod partition;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_client::{
+    Client, FetcherConfig, IdempotentProducer, OffsetSpec, ProducerConfig, SourceFetcher,
+    TopicPartition,
+};
+use ferry_wire::codec::Compression;
+use ferry_wire::pool::MemoryBudget;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::EngineError;
+use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
+use crate::config::{Config, ConfigFilter, FlowConfig, StartPosition};
+use crate::inflight::Committed;
+use crate::topics::{TopicNaming, TopicPolicy};
+
+pub use stats::FlowStats;
+
+/// Knobs of one flow (see the config documentation for defaults).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Bytes fetched but not yet acknowledged by the target, at most.
+    pub memory_budget: usize,
+    /// Check each source batch's CRC before forwarding it.
+    pub verify_crc: bool,
+    /// How often committed positions are written to the checkpoint topic.
+    pub checkpoint_interval: Duration,
+    /// Codec for re-encoded batches (`None`: the source batch's codec).
+    pub reencode_compression: Option<Compression>,
+    pub fetcher: FetcherConfig,
+    pub producer: ProducerConfig,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            memory_budget: 64 << 20,
+            verify_crc: true,
+            checkpoint_interval: Duration::from_secs(5),
+            reencode_compression: None,
+            fetcher: FetcherConfig::default(),
+            producer: ProducerConfig::default(),
+        }
+    }
+}
+
+/// Everything a flow needs to run, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct FlowSpec {
+    pub name: String,
+    pub source_alias: String,
+    pub target_alias: String,
+    pub policy: TopicPolicy,
+    pub start: StartPosition,
+    pub discovery_interval: Duration,
+    /// Which topic configs are copied to created target topics.
+    pub configs: ConfigFilter,
+    /// Replication factor of created target topics (-1: the broker default).
+    pub replication_factor: i16,
+    pub tuning: Tuning,
+}
+
+impl FlowSpec {
+    /// The runtime spec of `flow` from a validated `config`. `naming`
+    /// overrides the configured naming (the embedding hook).
+    pub fn from_config(
+        config: &Config,
+        flow: &FlowConfig,
+        naming: Option<Arc<dyn TopicNaming>>,
+    ) -> Result<Self, EngineError> {
+        let invalid = |detail: String| EngineError::Config {
+            flow: flow.name.clone(),
+            detail,
+        };
+        let same_cluster = match (config.cluster(&flow.source), config.cluster(&flow.target)) {
+            (Some(s), Some(t)) => s.bootstrap_servers == t.bootstrap_servers,
+            _ => return Err(invalid("names a cluster that is not configured".into())),
+        };
+        let mut policy = flow
+            .topic_policy(same_cluster)
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Some(naming) = naming {
+            policy = policy.with_naming(naming);
+        }
+        let t = &flow.tuning;
+        let fetch = t.fetch_options();
+        Ok(Self {
+            name: flow.name.clone(),
+            source_alias: flow.source.clone(),
+            target_alias: flow.target.clone(),
+            policy,
+            start: flow.start,
+            discovery_interval: flow.discovery_interval,
+            configs: flow.config_filter().map_err(|e| invalid(e.to_string()))?,
+            replication_factor: flow.replication_factor,
+            tuning: Tuning {
+                memory_budget: t.memory_budget.as_usize(),
+                verify_crc: t.verify_crc,
+                checkpoint_interval: t.checkpoint_interval,
+                reencode_compression: None,
+                fetcher: FetcherConfig {
+                    max_wait: fetch.max_wait,
+                    max_bytes: fetch.max_bytes,
+                    partition_max_bytes: fetch.partition_max_bytes,
+                    ..FetcherConfig::default()
+                },
+                producer: ProducerConfig {
+                    max_in_flight_per_partition: usize::try_from(t.max_in_flight_per_partition)
+                        .unwrap_or(5),
+                    ..ProducerConfig::default()
+                },
+            },
+        })
+    }
+}
+
+/// Committed positions of every partition of a flow, shared with the checkpointer.
+type Positions = Arc<Mutex<HashMap<TopicPartition, (String, Committed)>>>;
+
+/// Runs `spec` until `shutdown` turns true, then drains and checkpoints.
+/// Returns the flow's counters.
+pub async fn run_flow(
+    spec: FlowSpec,
+    source: Client,
+    target: Client,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Arc<FlowStats>, EngineError> {
+    let spec = Arc::new(spec);
+    let stats = Arc::new(FlowStats::default());
+    let cluster = |alias: &str| {
+        let flow = spec.name.clone();
+        let alias = alias.to_owned();
+        move |e| EngineError::Cluster {
+            flow: flow.clone(),
+            cluster: alias.clone(),
+            source: Box::new(e),
+        }
+    };
+
+    let store = CheckpointStore::new(target.clone());
+    store.ensure_topic().await?;
+    let checkpoints = store.load(&spec.name).await?;
+    tracing::info!(flow = %spec.name, checkpoints = checkpoints.len(), "flow starting");
+
+    let producer = IdempotentProducer::start(target.clone(), spec.tuning.producer.clone())
+        .await
+        .map_err(cluster(&spec.target_alias))?;
+    let fetcher = Arc::new(SourceFetcher::new(
+        source.clone(),
+        spec.tuning.fetcher.clone(),
+    ));
+    let budget = MemoryBudget::new(spec.tuning.memory_budget);
+    let positions: Positions = Arc::default();
+
+    // The dispatcher: one poll loop feeding per-partition channels.
+    let routes: Arc<Mutex<HashMap<TopicPartition, mpsc::Sender<ferry_client::PartitionData>>>> =
+        Arc::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    {
+        let fetcher = Arc::clone(&fetcher);
+        let routes = Arc::clone(&routes);
+        let mut stop = stop_rx.clone();
+        let flow = spec.name.clone();
+        tasks.spawn(async move {
+            loop {
+                let polled = tokio::select! {
+                    _ = stop.changed() => return Ok(()),
+                    polled = fetcher.poll() => polled,
+                };
+                let data = match polled {
+                    Ok(data) => data,
+                    Err(e) => {
+                        tracing::warn!(flow = %flow, error = %e, "fetch failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                for d in data {
+                    let route = lock(&routes).get(&d.tp).cloned();
+                    if let Some(route) = route {
+                        // Waits only if that partition already holds two
+                        // fetches: it pauses itself long before that.
+                        if route.send(d).await.is_err() {
+                            continue;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    let mut discovery =
+        discovery::Discovery::new(Arc::clone(&spec), source.clone(), target.clone());
+    let mut started: HashMap<TopicPartition, ()> = HashMap::new();
+    let mut discovery_tick = tokio::time::interval(spec.discovery_interval);
+    let mut checkpoint_tick = tokio::time::interval(spec.tuning.checkpoint_interval);
+    checkpoint_tick.tick().await;
+    let mut written: HashMap<TopicPartition, i64> = HashMap::new();
+
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+            _ = discovery_tick.tick() => {
+                let found = discovery.run().await?;
+                for assignment in found {
+                    if started.contains_key(&assignment.source) {
+                        continue;
+                    }
+                    let position = match checkpoints.get(&assignment.source) {
+                        Some(c) => c.source_offset,
+                        None => start_offset(&source, &assignment.source, spec.start)
+                            .await
+                            .map_err(cluster(&spec.source_alias))?,
+                    };
+                    let (tx, rx) = mpsc::channel(2);
+                    lock(&routes).insert(assignment.source.clone(), tx);
+                    fetcher.assign(assignment.source.clone(), position);
+                    started.insert(assignment.source.clone(), ());
+                    tracing::info!(
+                        flow = %spec.name,
+                        partition = %assignment.source,
+                        target = %assignment.target,
+                        position,
+                        "partition started"
+                    );
+                    let task = partition::PartitionTask {
+                        spec: Arc::clone(&spec),
+                        client: source.clone(),
+                        source: assignment.source,
+                        target: assignment.target,
+                        max_batch_bytes: assignment.max_batch_bytes,
+                        position,
+                        producer: producer.clone(),
+                        fetcher: Arc::clone(&fetcher),
+                        budget: budget.clone(),
+                        positions: Arc::clone(&positions),
+                        stats: Arc::clone(&stats),
+                        stop: stop_rx.clone(),
+                    };
+                    tasks.spawn(task.run(rx));
+                }
+            }
+            _ = checkpoint_tick.tick() => {
+                write_checkpoints(&store, &spec.name, &positions, &mut written).await?;
+            }
+            Some(done) = tasks.join_next() => {
+                // A partition task ends early only on an error that stops it.
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(flow = %spec.name, error = %e, "partition stopped"),
+                    Err(e) => tracing::error!(flow = %spec.name, error = %e, "partition task failed"),
+                }
+            }
+        }
+    }
+
+    // Drain: tasks stop taking data and wait for their in-flight batches.
+    tracing::info!(flow = %spec.name, "draining in-flight batches");
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            tracing::error!(flow = %spec.name, error = %e, "partition stopped");
+        }
+    }
+    write_checkpoints(&store, &spec.name, &positions, &mut written).await?;
+    producer
+        .close()
+        .await
+        .map_err(cluster(&spec.target_alias))?;
+    tracing::info!(flow = %spec.name, "flow stopped; checkpoint written");
+    Ok(stats)
+}
+
+/// The first offset for a partition without a checkpoint.
+async fn start_offset(
+    source: &Client,
+    tp: &TopicPartition,
+    start: StartPosition,
+) -> Result<i64, ferry_client::ClientError> {
+    let spec = match start {
+        StartPosition::Earliest => OffsetSpec::Earliest,
+        StartPosition::Latest => OffsetSpec::Latest,
+        StartPosition::Timestamp(t) => OffsetSpec::Timestamp(t.unix_millis()),
+    };
+    let offsets = source
+        .list_offsets(&tp.topic, &[tp.partition], spec)
+        .await?;
+    Ok(offsets.first().map_or(0, |(_, o)| *o))
+}
+
+async fn write_checkpoints(
+    store: &CheckpointStore,
+    flow: &str,
+    positions: &Positions,
+    written: &mut HashMap<TopicPartition, i64>,
+) -> Result<(), EngineError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let changed: Vec<(TopicPartition, CheckpointKey, CheckpointValue)> = lock(positions)
+        .iter()
+        .filter(|(tp, (_, c))| written.get(*tp) != Some(&c.source_offset))
+        .map(|(tp, (target_topic, c))| {
+            (
+                tp.clone(),
+                CheckpointKey {
+                    flow: flow.to_owned(),
+                    topic: tp.topic.to_string(),
+                    partition: tp.partition,
+                },
+                CheckpointValue {
+                    source_offset: c.source_offset,
+                    target_topic: target_topic.clone(),
+                    target_offset: c.target_offset,
+                    time_ms: now,
+                },
+            )
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<_> = changed
+        .iter()
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect();
+    store.write(&entries).await?;
+    for (tp, _, v) in changed {
+        written.insert(tp, v.source_offset);
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

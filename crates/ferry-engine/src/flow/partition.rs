@@ -1,0 +1,276 @@
+//! One source partition's task: plan, send, commit in order.
+
+use std::sync::Arc;
+
+use ferry_client::{
+    IdempotentProducer, KafkaCode, OffsetSpec, PartitionData, SourceFetcher, TopicPartition,
+};
+use ferry_wire::batch::BatchIter;
+use ferry_wire::pool::{Lease, MemoryBudget};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::{mpsc, watch};
+
+use super::{FlowSpec, FlowStats, Positions, lock};
+use crate::EngineError;
+use crate::inflight::{EntryId, InFlight, Mapping};
+use crate::offset_map::OffsetMap;
+use crate::plan::{PartitionPlanner, Plan, PlanConfig};
+
+type AckResult = (
+    EntryId,
+    i64,
+    Arc<Lease>,
+    Result<ferry_client::Ack, ferry_client::ClientError>,
+);
+type AckFut = std::pin::Pin<Box<dyn std::future::Future<Output = AckResult> + Send>>;
+
+pub(super) struct PartitionTask {
+    pub spec: Arc<FlowSpec>,
+    /// The source cluster, to look up offsets after a fetch error.
+    pub client: ferry_client::Client,
+    pub source: TopicPartition,
+    pub target: TopicPartition,
+    pub max_batch_bytes: usize,
+    pub position: i64,
+    pub producer: IdempotentProducer,
+    pub fetcher: Arc<SourceFetcher>,
+    pub budget: MemoryBudget,
+    pub positions: Positions,
+    pub stats: Arc<FlowStats>,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl PartitionTask {
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<PartitionData>,
+    ) -> Result<(), EngineError> {
+        let config = PlanConfig {
+            verify_crc: self.spec.tuning.verify_crc,
+            max_batch_bytes: self.max_batch_bytes,
+            reencode_compression: self.spec.tuning.reencode_compression,
+            ..PlanConfig::default()
+        };
+        let mut planner = PartitionPlanner::new(self.source.clone(), self.position, config);
+        let mut inflight = InFlight::new(self.position);
+        let mut map = OffsetMap::new();
+        let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
+        let mut stashed: Option<PartitionData> = None;
+        let mut stopping = false;
+        self.publish(&inflight);
+        loop {
+            if stopping && acks.is_empty() {
+                break;
+            }
+            let need = stashed.as_ref().map_or(0, |d| d.records.len());
+            tokio::select! {
+                biased;
+                Some((id, source_offset, lease, result)) = acks.next(), if !acks.is_empty() => {
+                    let result: Result<ferry_client::Ack, ferry_client::ClientError> = result;
+                    let ack = result.map_err(|e| EngineError::Produce {
+                        source_tp: self.source.clone(),
+                        target_tp: self.target.clone(),
+                        offset: source_offset,
+                        error: Box::new(e),
+                    })?;
+                    drop::<Arc<Lease>>(lease);
+                    inflight
+                        .ack(id, ack.base_offset)
+                        .map_err(|e| self.internal(e.to_string()))?;
+                    inflight.advance(&mut map).map_err(|e| self.internal(e.to_string()))?;
+                    self.publish(&inflight);
+                }
+                _ = self.stop.changed(), if !stopping => {
+                    stopping = true;
+                    self.fetcher.unassign(&self.source);
+                }
+                lease = self.budget.acquire(need), if stashed.is_some() && !stopping => {
+                    if let Some(data) = stashed.take() {
+                        self.fetcher.resume(&self.source);
+                        self.process(data, lease, &mut planner, &mut inflight, &mut map, &mut acks).await?;
+                    }
+                }
+                data = rx.recv(), if stashed.is_none() && !stopping => {
+                    match data {
+                        None => stopping = true,
+                        Some(data) => {
+                            match self.budget.try_acquire(data.records.len()) {
+                                Some(lease) => {
+                                    self.process(data, lease, &mut planner, &mut inflight, &mut map, &mut acks).await?;
+                                }
+                                None => {
+                                    // Out of budget: stop fetching this partition
+                                    // until acknowledgements free memory.
+                                    self.fetcher.pause(&self.source);
+                                    stashed = Some(data);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        inflight
+            .advance(&mut map)
+            .map_err(|e| self.internal(e.to_string()))?;
+        self.publish(&inflight);
+        Ok(())
+    }
+
+    fn internal(&self, detail: String) -> EngineError {
+        EngineError::Internal {
+            tp: self.source.clone(),
+            detail,
+        }
+    }
+
+    fn publish(&self, inflight: &InFlight) {
+        lock(&self.positions).insert(
+            self.source.clone(),
+            (self.target.topic.to_string(), inflight.committed()),
+        );
+    }
+
+    async fn process(
+        &mut self,
+        data: PartitionData,
+        lease: Lease,
+        planner: &mut PartitionPlanner,
+        inflight: &mut InFlight,
+        map: &mut OffsetMap,
+        acks: &mut FuturesOrdered<AckFut>,
+    ) -> Result<(), EngineError> {
+        if let Some(code) = data.error {
+            return self.partition_error(code, planner, inflight, map).await;
+        }
+        if data.fetch_offset != planner.position() {
+            return Ok(()); // fetched before a seek: stale
+        }
+        let mut entries = Vec::new();
+        for entry in BatchIter::new(data.records.clone()) {
+            entries.push(entry.map_err(|source| EngineError::BadBatch {
+                tp: self.source.clone(),
+                offset: planner.position(),
+                source,
+            })?);
+        }
+        let plans = planner.plan_fetch(entries, data.aborted_transactions.iter().copied())?;
+        let lease = Arc::new(lease);
+        for (next_offset, plan) in plans {
+            match plan {
+                Plan::Forward { batch, header } => {
+                    let source_base = batch.header().base_offset;
+                    let count = i64::from(batch.header().last_offset_delta) + 1;
+                    self.stats.forwarded(batch.len(), count);
+                    let ack = self
+                        .producer
+                        .send(&self.target, batch, header)
+                        .await
+                        .map_err(|e| self.produce_error(source_base, e))?;
+                    let id = inflight
+                        .push_pending(next_offset, Mapping::Contiguous { source_base, count });
+                    let lease = Arc::clone(&lease);
+                    acks.push_back(Box::pin(async move { (id, source_base, lease, ack.await) }));
+                }
+                Plan::Reencode { batches, .. } => {
+                    let last = batches.len().saturating_sub(1);
+                    for (i, b) in batches.into_iter().enumerate() {
+                        let first = b.source_offsets.first().copied().unwrap_or(next_offset);
+                        let next = if i == last {
+                            next_offset
+                        } else {
+                            b.source_offsets.last().map_or(next_offset, |o| o + 1)
+                        };
+                        let records = i64::try_from(b.source_offsets.len()).unwrap_or(i64::MAX);
+                        self.stats.reencoded(b.batch.len(), records);
+                        let header = *b.batch.header();
+                        let ack = self
+                            .producer
+                            .send(&self.target, b.batch, header)
+                            .await
+                            .map_err(|e| self.produce_error(first, e))?;
+                        let id = inflight.push_pending(next, Mapping::Records(b.source_offsets));
+                        let lease = Arc::clone(&lease);
+                        acks.push_back(Box::pin(async move { (id, first, lease, ack.await) }));
+                    }
+                }
+                Plan::Skip(_) => {
+                    self.stats.skipped();
+                    inflight.push_skip(next_offset);
+                }
+            }
+        }
+        inflight
+            .advance(map)
+            .map_err(|e| self.internal(e.to_string()))?;
+        self.publish(inflight);
+        Ok(())
+    }
+
+    fn produce_error(&self, offset: i64, e: ferry_client::ClientError) -> EngineError {
+        EngineError::Produce {
+            source_tp: self.source.clone(),
+            target_tp: self.target.clone(),
+            offset,
+            error: Box::new(e),
+        }
+    }
+
+    /// Partition-level fetch errors: a retention gap is reported and skipped
+    /// (the records are gone at the source); anything else stops the partition.
+    async fn partition_error(
+        &self,
+        code: KafkaCode,
+        planner: &mut PartitionPlanner,
+        inflight: &mut InFlight,
+        map: &mut OffsetMap,
+    ) -> Result<(), EngineError> {
+        let position = planner.position();
+        let stop = EngineError::SourcePartition {
+            tp: self.source.clone(),
+            offset: position,
+            code,
+        };
+        if code != KafkaCode::OFFSET_OUT_OF_RANGE {
+            return Err(stop);
+        }
+        let earliest = self
+            .client
+            .list_offsets(
+                &self.source.topic,
+                &[self.source.partition],
+                OffsetSpec::Earliest,
+            )
+            .await
+            .map_err(|e| EngineError::Cluster {
+                flow: self.spec.name.clone(),
+                cluster: self.spec.source_alias.clone(),
+                source: Box::new(e),
+            })?
+            .first()
+            .map_or(position, |(_, o)| *o);
+        if position >= earliest {
+            // Past the end: the source log was truncated under ferry's
+            // position (unclean leader election). Do not guess: stop.
+            return Err(stop);
+        }
+        let lost = earliest - position;
+        tracing::warn!(
+            flow = %self.spec.name,
+            partition = %self.source,
+            position,
+            log_start = earliest,
+            lost,
+            "source retention deleted records before they were replicated; continuing at the log start"
+        );
+        self.stats.lost(lost);
+        *planner = PartitionPlanner::new(self.source.clone(), earliest, *planner.config());
+        inflight.push_skip(earliest);
+        inflight
+            .advance(map)
+            .map_err(|e| self.internal(e.to_string()))?;
+        self.publish(inflight);
+        self.fetcher.assign(self.source.clone(), earliest);
+        Ok(())
+    }
+}

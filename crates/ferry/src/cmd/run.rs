@@ -1,0 +1,79 @@
+//! `ferry run`: mirror until SIGTERM or SIGINT, then drain and checkpoint.
+//!
+//! Exit status: 0 after a clean shutdown; 64/66 for an invalid/unreadable
+//! config; 1 if any flow failed (each failure is logged with its cause).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use ferry_engine::Engine;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The config file (TOML; see docs/configuration.md).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let config = match super::load_config(&args.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    // RUST_LOG as usual (e.g. RUST_LOG=info,ferry_client=debug); info by default.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcomes = runtime.block_on(Engine::new(config).run(shutdown_signal()));
+    let mut failed = false;
+    for o in outcomes {
+        match o.result {
+            Ok(stats) => tracing::info!(flow = %o.flow, "stopped: {}", stats.summary()),
+            Err(e) => {
+                failed = true;
+                tracing::error!(flow = %o.flow, "failed: {e}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested: draining in-flight batches");
+}
