@@ -113,7 +113,13 @@ async fn replay_case(client: &Client, prefix: &str, dir: &Path) -> Result<()> {
             name: topic.clone(),
             partitions: 1,
             replication_factor: 1,
-            configs: vec![("max.message.bytes".into(), MAX_MESSAGE_BYTES.to_string())],
+            // Captured records keep their original timestamps: without
+            // infinite retention the broker would delete them (as older than
+            // the default 7 days) while they are being read back.
+            configs: vec![
+                ("max.message.bytes".into(), MAX_MESSAGE_BYTES.to_string()),
+                ("retention.ms".into(), "-1".into()),
+            ],
         })
         .await?;
     client
