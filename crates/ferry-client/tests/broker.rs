@@ -109,7 +109,8 @@ async fn produce(client: &Client, topic: &str, partition: i32, values: &[&str]) 
                 // changes, so sequence = offset keeps the records in one batch
                 // (a v3+ Produce takes exactly one batch per partition).
                 sequence: i32::try_from(i).expect("small index"),
-                timestamp: 1_700_000_000_000 + i,
+                // Now, not a fixed date: retention would delete old records mid-test.
+                timestamp: now_ms() + i,
                 key: None,
                 value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
                 headers: IndexMap::new(),
@@ -364,4 +365,10 @@ async fn empty_partition_fetch_waits_and_returns_nothing() {
     assert_eq!(fetched.error, None);
     assert_eq!(fetched.high_watermark, 0);
     assert!(fetched.records.is_empty());
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
