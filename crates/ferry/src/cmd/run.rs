@@ -36,7 +36,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let outcomes = runtime.block_on(Engine::new(config).run(shutdown_signal()));
+    let outcomes = runtime.block_on(async {
+        // Handlers go in before anything else: a SIGTERM during start-up must
+        // still mean "drain and checkpoint", not the default instant death.
+        let shutdown = shutdown_signal()?;
+        Ok::<_, std::io::Error>(Engine::new(config).run(shutdown).await)
+    });
+    let outcomes = outcomes.context("cannot install the SIGTERM/SIGINT handlers")?;
     let mut failed = false;
     for o in outcomes {
         match o.result {
@@ -54,26 +60,27 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     })
 }
 
-/// Completes on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// A future that completes on SIGTERM (what orchestrators send) or SIGINT
+/// (Ctrl-C). The handlers are installed when this is called, not when the
+/// future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+        tracing::info!("shutdown requested: draining in-flight batches");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown requested: draining in-flight batches");
+        tracing::info!("shutdown requested: draining in-flight batches");
+    })
 }
