@@ -234,7 +234,15 @@ pub async fn run_flow(
                 }
             }
             _ = discovery_tick.tick() => {
-                let found = discovery.run().await?;
+                // A failed discovery (a broker restarting, a timeout) is
+                // retried at the next tick; running partitions carry on.
+                let found = match discovery.run().await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(flow = %spec.name, error = %e, "topic discovery failed; retrying next interval");
+                        continue;
+                    }
+                };
                 for assignment in found {
                     if started.contains_key(&assignment.source) {
                         continue;
@@ -274,7 +282,10 @@ pub async fn run_flow(
                 }
             }
             _ = checkpoint_tick.tick() => {
-                write_checkpoints(&store, &spec.name, &positions, &mut written).await?;
+                // Positions stay in memory; a failed write is retried next tick.
+                if let Err(e) = write_checkpoints(&store, &spec.name, &positions, &mut written).await {
+                    tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
+                }
             }
             Some(done) = tasks.join_next() => {
                 // A partition task ends early only on an error that stops it.

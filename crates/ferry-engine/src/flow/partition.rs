@@ -41,10 +41,20 @@ pub(super) struct PartitionTask {
 }
 
 impl PartitionTask {
-    pub(super) async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<PartitionData>,
-    ) -> Result<(), EngineError> {
+    /// Runs until the flow stops or the partition fails; a failed partition
+    /// is no longer fetched, and its last committed position stays published
+    /// so the final checkpoint keeps it.
+    pub(super) async fn run(self, rx: mpsc::Receiver<PartitionData>) -> Result<(), EngineError> {
+        let fetcher = Arc::clone(&self.fetcher);
+        let source = self.source.clone();
+        let result = self.pipeline(rx).await;
+        if result.is_err() {
+            fetcher.unassign(&source);
+        }
+        result
+    }
+
+    async fn pipeline(mut self, mut rx: mpsc::Receiver<PartitionData>) -> Result<(), EngineError> {
         let config = PlanConfig {
             verify_crc: self.spec.tuning.verify_crc,
             max_batch_bytes: self.max_batch_bytes,
