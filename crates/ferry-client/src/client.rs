@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use kafka_protocol::messages::MetadataRequest;
+use kafka_protocol::messages::{ApiKey, MetadataRequest};
 
-use crate::connection::{Connection, ConnectionConfig, check_address};
+use crate::connection::{Connection, ConnectionConfig, check_address, encode_request};
 use crate::error::{ClientError, Result};
 use crate::metadata::{ClusterMetadata, LeaderInfo, metadata_request, parse_metadata};
 
@@ -91,9 +91,23 @@ impl Client {
     pub async fn refresh_metadata(&self, topics: Option<&[&str]>) -> Result<Arc<ClusterMetadata>> {
         let conn = self.any_connection().await?;
         let version = conn.versions().version_for::<MetadataRequest>()?;
-        let response = conn
-            .send(&metadata_request(topics, version), version)
-            .await?;
+        // Decoded by ferry-wire's bounded decoder, not kafka-protocol's:
+        // metadata of every topic is read at each discovery interval.
+        let version = version.min(ferry_wire::metadata_response::MAX_METADATA_RESPONSE_VERSION);
+        let body = encode_request(
+            &metadata_request(topics, version),
+            ApiKey::Metadata,
+            version,
+            conn.broker(),
+        )?;
+        let raw = conn.send_raw(ApiKey::Metadata, version, vec![body]).await?;
+        let response = ferry_wire::metadata_response::decode_metadata_response(raw, version)
+            .map_err(|e| ClientError::Decode {
+                broker: conn.broker().to_owned(),
+                api: ApiKey::Metadata,
+                version,
+                detail: e.to_string(),
+            })?;
         let fresh = parse_metadata(response, conn.broker())?;
         let mut cache = self
             .inner

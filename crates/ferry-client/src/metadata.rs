@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use ferry_wire::metadata_response::MetadataResponse;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -187,13 +188,13 @@ pub fn parse_metadata(response: MetadataResponse, broker: &str) -> Result<Cluste
         let port = u16::try_from(b.port).map_err(|_| ClientError::IncompleteResponse {
             broker: broker.to_owned(),
             api: ApiKey::Metadata,
-            missing: format!("a valid port for node {} (got {})", b.node_id.0, b.port),
+            missing: format!("a valid port for node {} (got {})", b.node_id, b.port),
         })?;
         let info = BrokerInfo {
-            node_id: b.node_id.0,
-            host: b.host.to_string(),
+            node_id: b.node_id,
+            host: b.host,
             port,
-            rack: b.rack.map(|r| r.to_string()),
+            rack: b.rack,
         };
         brokers.insert(info.node_id, info);
     }
@@ -206,20 +207,20 @@ pub fn parse_metadata(response: MetadataResponse, broker: &str) -> Result<Cluste
             .into_iter()
             .map(|p| {
                 let meta = PartitionMetadata {
-                    partition: p.partition_index,
-                    leader: (p.leader_id.0 >= 0).then_some(p.leader_id.0),
+                    partition: p.partition,
+                    leader: (p.leader_id >= 0).then_some(p.leader_id),
                     leader_epoch: (p.leader_epoch >= 0).then_some(p.leader_epoch),
-                    replicas: p.replica_nodes.into_iter().map(|n| n.0).collect(),
-                    isr: p.isr_nodes.into_iter().map(|n| n.0).collect(),
-                    offline_replicas: p.offline_replicas.into_iter().map(|n| n.0).collect(),
+                    replicas: p.replicas,
+                    isr: p.isr,
+                    offline_replicas: p.offline_replicas,
                     error: KafkaCode::from_code(p.error_code),
                 };
                 (meta.partition, meta)
             })
             .collect();
         let topic = TopicMetadata {
-            name: name.to_string(),
-            topic_id: (!t.topic_id.is_nil()).then_some(t.topic_id),
+            name,
+            topic_id: t.topic_id.map(Uuid::from_bytes),
             is_internal: t.is_internal,
             error: KafkaCode::from_code(t.error_code),
             partitions,
@@ -228,8 +229,8 @@ pub fn parse_metadata(response: MetadataResponse, broker: &str) -> Result<Cluste
     }
     Ok(ClusterMetadata {
         source: broker.to_owned(),
-        cluster_id: response.cluster_id.map(|c| c.to_string()),
-        controller_id: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
+        cluster_id: response.cluster_id,
+        controller_id: (response.controller_id >= 0).then_some(response.controller_id),
         brokers,
         topics,
     })

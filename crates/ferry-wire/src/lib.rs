@@ -8,7 +8,7 @@
 //!   is *patched* in O(log n) instead of recomputed over the payload.
 //! - [`record`], [`builder`], [`legacy`], [`reencode`]: the slow path, for
 //!   batches a broker would refuse as-is: decode records and build new v2 batches.
-//! - [`fetch`], [`produce_response`]: bounded, zero-copy decoders of the two
+//! - [`fetch`], [`produce_response`], [`metadata_response`]: bounded decoders of the
 //!   responses ferry reads most (kafka-protocol's pre-allocate by wire counts).
 //! - [`txn`]: dropping aborted transactions using batch headers only.
 //! - [`codec`]: gzip, snappy (raw and xerial), lz4 (frame), zstd, each with a
@@ -30,6 +30,7 @@ mod error;
 pub mod fetch;
 pub mod frame;
 pub mod legacy;
+pub mod metadata_response;
 pub mod pool;
 pub mod produce;
 pub mod produce_response;
