@@ -72,6 +72,14 @@ impl InFlight {
         }
     }
 
+    /// Nothing in flight; `position` is the committed source offset and the
+    /// target partition currently ends at `target`.
+    pub fn starting_at(position: i64, target: i64) -> Self {
+        let mut f = Self::new(position);
+        f.committed.target_offset = Some(target);
+        f
+    }
+
     /// A batch was sent; it is done when [`Self::ack`] is called with the id.
     pub fn push_pending(&mut self, next_offset: i64, mapping: Mapping) -> EntryId {
         let id = self.next_id;

@@ -21,6 +21,7 @@
 
 mod discovery;
 mod partition;
+mod resume;
 mod stats;
 
 use std::collections::HashMap;
@@ -243,25 +244,49 @@ pub async fn run_flow(
                         continue;
                     }
                 };
+                let mut newly_started = false;
                 for assignment in found {
                     if started.contains_key(&assignment.source) {
                         continue;
                     }
-                    let position = match checkpoints.get(&assignment.source) {
-                        Some(c) => c.source_offset,
-                        None => start_offset(&source, &assignment.source, spec.start)
-                            .await
-                            .map_err(cluster(&spec.source_alias))?,
+                    // A partition that cannot start now (a broker restarting)
+                    // is tried again at the next discovery.
+                    let (position, target_end) = match start_position(
+                        &spec,
+                        &source,
+                        &target,
+                        &assignment,
+                        checkpoints.get(&assignment.source),
+                    )
+                    .await
+                    {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!(flow = %spec.name, partition = %assignment.source, error = %e, "partition not started; retrying next interval");
+                            continue;
+                        }
                     };
                     let (tx, rx) = mpsc::channel(2);
                     lock(&routes).insert(assignment.source.clone(), tx);
                     fetcher.assign(assignment.source.clone(), position);
                     started.insert(assignment.source.clone(), ());
+                    newly_started = true;
+                    lock(&positions).insert(
+                        assignment.source.clone(),
+                        (
+                            assignment.target.topic.to_string(),
+                            Committed {
+                                source_offset: position,
+                                target_offset: Some(target_end),
+                            },
+                        ),
+                    );
                     tracing::info!(
                         flow = %spec.name,
                         partition = %assignment.source,
                         target = %assignment.target,
                         position,
+                        target_end,
                         "partition started"
                     );
                     let task = partition::PartitionTask {
@@ -271,6 +296,7 @@ pub async fn run_flow(
                         target: assignment.target,
                         max_batch_bytes: assignment.max_batch_bytes,
                         position,
+                        target_position: target_end,
                         producer: producer.clone(),
                         fetcher: Arc::clone(&fetcher),
                         budget: budget.clone(),
@@ -279,6 +305,14 @@ pub async fn run_flow(
                         stop: stop_rx.clone(),
                     };
                     tasks.spawn(task.run(rx));
+                }
+                // Record where each new partition starts on both sides at once:
+                // after a crash before the first periodic checkpoint, the
+                // restart can still match the target's tail (see resume.rs).
+                if newly_started {
+                    if let Err(e) = write_checkpoints(&store, &spec.name, &positions, &mut written).await {
+                        tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
+                    }
                 }
             }
             _ = checkpoint_tick.tick() => {
@@ -313,6 +347,44 @@ pub async fn run_flow(
         .map_err(cluster(&spec.target_alias))?;
     tracing::info!(flow = %spec.name, "flow stopped; checkpoint written");
     Ok(stats)
+}
+
+/// Where a partition starts: its source offset, and the target partition's
+/// end (where the next produced batch lands, ferry being its only writer).
+async fn start_position(
+    spec: &FlowSpec,
+    source: &Client,
+    target: &Client,
+    assignment: &discovery::Assignment,
+    checkpoint: Option<&CheckpointValue>,
+) -> Result<(i64, i64), ferry_client::ClientError> {
+    let position = match checkpoint {
+        Some(c) => {
+            let config = crate::plan::PlanConfig {
+                verify_crc: spec.tuning.verify_crc,
+                max_batch_bytes: assignment.max_batch_bytes,
+                reencode_compression: spec.tuning.reencode_compression,
+                ..crate::plan::PlanConfig::default()
+            };
+            resume::resume_position(
+                source,
+                target,
+                &assignment.source,
+                &assignment.target,
+                (c.source_offset, c.target_offset),
+                config,
+            )
+            .await
+        }
+        None => start_offset(source, &assignment.source, spec.start).await?,
+    };
+    let t = &assignment.target;
+    let target_end = target
+        .list_offsets(&t.topic, &[t.partition], OffsetSpec::Latest)
+        .await?
+        .first()
+        .map_or(0, |(_, o)| *o);
+    Ok((position, target_end))
 }
 
 /// The first offset for a partition without a checkpoint.

@@ -32,6 +32,8 @@ pub(super) struct PartitionTask {
     pub target: TopicPartition,
     pub max_batch_bytes: usize,
     pub position: i64,
+    /// The target partition's end when the task started.
+    pub target_position: i64,
     pub producer: IdempotentProducer,
     pub fetcher: Arc<SourceFetcher>,
     pub budget: MemoryBudget,
@@ -62,7 +64,7 @@ impl PartitionTask {
             ..PlanConfig::default()
         };
         let mut planner = PartitionPlanner::new(self.source.clone(), self.position, config);
-        let mut inflight = InFlight::new(self.position);
+        let mut inflight = InFlight::starting_at(self.position, self.target_position);
         let mut map = OffsetMap::new();
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
         let mut stashed: Option<PartitionData> = None;
