@@ -6,16 +6,16 @@
 //! writer of its target partitions and produces in source order, so the
 //! `end - checkpointed target offset` records on the target are exactly the
 //! next records ferry would produce from the checkpointed source offset.
-//! Re-planning the source from there (same filter, same plan) finds the
-//! source offset after them. The last batch found is compared with the
-//! target's last batch before the result is trusted; any doubt (a foreign
-//! write, a mismatch, a count that does not land on a batch boundary) falls
-//! back to the checkpoint: duplicates rather than loss.
+//! Re-planning the source from there (same filter, same plan) and counting
+//! records finds the source offset after them, even inside a batch. The
+//! target's last record is compared with the source record it should be
+//! before the result is trusted; any doubt (a foreign write, a mismatch)
+//! falls back to the checkpoint: duplicates rather than loss.
 
 use std::time::Duration;
 
 use ferry_client::{Client, FetchOptions, OffsetSpec, TopicPartition};
-use ferry_wire::batch::{BatchIter, FetchedBatch, RECORD_BATCH_OVERHEAD, RecordBatch};
+use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::record::Record;
 
 use crate::plan::{PartitionPlanner, Plan, PlanConfig};
@@ -111,7 +111,6 @@ async fn find_resume(
         ..FetchOptions::default()
     };
     let mut scanned = 0usize;
-    let mut last_source: Option<RecordBatch> = None;
     while extra > 0 {
         let fetched = source_client
             .fetch_raw(
@@ -135,29 +134,40 @@ async fn find_resume(
         let plans = planner
             .plan_fetch(entries, fetched.aborted_transactions.iter().copied())
             .map_err(|e| e.to_string())?;
-        for (next, plan) in plans {
-            let produced: Vec<RecordBatch> = match plan {
-                Plan::Forward { batch, .. } => vec![batch],
-                Plan::Reencode { batches, .. } => batches.into_iter().map(|b| b.batch).collect(),
+        for (_, plan) in plans {
+            // Each batch ferry would produce, with the source offsets of its records.
+            let produced: Vec<(RecordBatch, SourceOffsets)> = match plan {
+                Plan::Forward { batch, .. } => {
+                    let base = batch.header().base_offset;
+                    vec![(batch, SourceOffsets::Contiguous(base))]
+                }
+                Plan::Reencode { batches, .. } => batches
+                    .into_iter()
+                    .map(|b| (b.batch, SourceOffsets::Listed(b.source_offsets)))
+                    .collect(),
                 Plan::Skip(_) => Vec::new(),
             };
-            for b in produced {
-                extra -= i64::from(b.header().last_offset_delta) + 1;
-                last_source = Some(b);
-            }
-            if extra == 0 {
-                let same = match (&last_source, &last_target) {
-                    (Some(s), Some(t)) => same_content(s, t),
-                    _ => false,
+            for (batch, offsets) in produced {
+                let count = i64::from(batch.header().last_offset_delta) + 1;
+                if extra > count {
+                    extra -= count;
+                    continue;
+                }
+                // The target's tail ends in this batch, after its `extra`-th
+                // record. (A crash mid-way through splitting a batch, or a
+                // resume inside one, can leave a tail that ends inside what
+                // this re-planning produces as one batch.)
+                let k = usize::try_from(extra).map_err(|_| "negative record count")?;
+                let last = offsets.nth(k - 1).ok_or("source offsets out of step")?;
+                let source_record = nth_record(&batch, k - 1);
+                let target_record = last_target.as_ref().and_then(last_record);
+                return match (source_record, target_record) {
+                    (Some(s), Some(t)) if same_record(&s, &t) => Ok(Some(last + 1)),
+                    _ => Err(
+                        "the target's last record differs from the source record it should be"
+                            .into(),
+                    ),
                 };
-                return if same {
-                    Ok(Some(next))
-                } else {
-                    Err("the target's last batch differs from the source's".into())
-                };
-            }
-            if extra < 0 {
-                return Err("the target's tail does not end on a batch boundary".into());
             }
         }
         if scanned > MAX_SCAN_BYTES {
@@ -198,17 +208,32 @@ async fn last_batch(
     Ok(last)
 }
 
-/// Forwarded batches keep their payload bytes; re-encoded ones their records.
-fn same_content(source: &RecordBatch, target: &RecordBatch) -> bool {
-    if source.as_bytes()[RECORD_BATCH_OVERHEAD..] == target.as_bytes()[RECORD_BATCH_OVERHEAD..] {
-        return true;
+/// Where the records of a batch came from on the source.
+enum SourceOffsets {
+    /// Offsets `base, base + 1, …` (a forwarded batch).
+    Contiguous(i64),
+    /// One offset per record (a re-encoded batch).
+    Listed(Vec<i64>),
+}
+
+impl SourceOffsets {
+    fn nth(&self, i: usize) -> Option<i64> {
+        match self {
+            Self::Contiguous(base) => i64::try_from(i).ok().map(|i| base + i),
+            Self::Listed(v) => v.get(i).copied(),
+        }
     }
-    // Offsets differ between the clusters; everything else must not.
-    let records = |b: &RecordBatch| -> Option<Vec<Record>> {
-        b.records(64 << 20)
-            .ok()?
-            .map(|r| r.ok().map(|r| Record { offset: 0, ..r }))
-            .collect()
-    };
-    records(source).is_some_and(|s| Some(s) == records(target))
+}
+
+fn nth_record(batch: &RecordBatch, i: usize) -> Option<Record> {
+    batch.records(64 << 20).ok()?.nth(i)?.ok()
+}
+
+fn last_record(batch: &RecordBatch) -> Option<Record> {
+    batch.records(64 << 20).ok()?.last()?.ok()
+}
+
+/// Offsets differ between the clusters; nothing else may.
+fn same_record(a: &Record, b: &Record) -> bool {
+    a.key == b.key && a.value == b.value && a.headers == b.headers && a.timestamp == b.timestamp
 }
