@@ -30,6 +30,9 @@ enum Command {
     /// Mirror the configured flows until SIGTERM/SIGINT, then drain
     /// in-flight batches and write final checkpoints.
     Run(cmd::run::Args),
+    /// Compare every mirrored partition with its source, record by record,
+    /// aligned by the flows' checkpoints (exit 1 on any difference).
+    Verify(cmd::verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Run(args) => cmd::run::run(&args),
+        Command::Verify(args) => cmd::verify::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ pub mod check;
 pub mod inspect;
 pub mod replay;
 pub mod run;
+pub mod verify;
 
 /// sysexits' EX_USAGE: the config is wrong.
 const EXIT_INVALID_CONFIG: u8 = 64;
