@@ -14,15 +14,16 @@
 //! - [`metadata`]: brokers, topics (with ids), partitions and leaders.
 //! - [`fetch`]: one partition's raw record batches, zero-copy.
 //! - [`produce`]: one pre-built batch to a partition, zero-copy.
-//! - [`admin`]: creating topics.
 //! - [`Client`]: a cluster handle tying these together: bootstrap, a
 //!   metadata cache, one connection per broker.
 //! - [`error`]: [`ClientError`], whose messages name the broker and say
 //!   what to do, and [`KafkaCode`], broker error codes as data.
-//!
-//! Retries, leader-change handling and fetch sessions are not here yet:
-//! calls report failures and [`ClientError::is_retriable`] says which ones a
-//! caller may retry.
+//! - [`fetcher`]: the source side: many partitions fetched through one
+//!   incremental fetch session (KIP-227) per leader, following leader moves.
+//! - [`producer`]: the target side: an idempotent producer that keeps order
+//!   per partition with up to 5 batches in flight, payloads never copied.
+//! - [`admin`]: topics (create, grow, configs) and offsets (ListOffsets).
+//! - [`retry`]: backoff shared by the above.
 //!
 //! ```no_run
 //! use ferry_client::{Client, ClientConfig, FetchOptions};
