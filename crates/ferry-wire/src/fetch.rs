@@ -78,18 +78,8 @@ pub fn decode_fetch_response(body: Bytes, version: i16) -> Result<FetchResponse>
     for _ in 0..n {
         topics.push(topic(&mut d, version)?);
     }
-    let mut node_endpoints = Vec::new();
-    d.tagged_fields("fetch response", |d, tag, field| {
-        if tag == 0 && version >= 16 {
-            let n = d.array_len("node endpoints", 10)?.unwrap_or(0);
-            node_endpoints.reserve(n);
-            for _ in 0..n {
-                node_endpoints.push(d.node_endpoint()?);
-            }
-            d.end_of_tagged(field)?;
-        }
-        Ok(())
-    })?;
+    // KIP-951: tag 0 of the top-level tagged fields holds leader endpoints.
+    let node_endpoints = d.node_endpoints_tag("fetch response", version >= 16)?;
     d.finish("fetch response")?;
     Ok(FetchResponse {
         throttle_time_ms,

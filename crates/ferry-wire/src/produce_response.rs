@@ -67,18 +67,8 @@ pub fn decode_produce_response(body: Bytes, version: i16) -> Result<ProduceRespo
         topics.push(ProduceTopic { topic, partitions });
     }
     let throttle_time_ms = d.r.i32("throttle time")?;
-    let mut node_endpoints = Vec::new();
-    d.tagged_fields("produce response", |d, tag, field| {
-        if tag == 0 && version >= 10 {
-            let n = d.array_len("node endpoints", 10)?.unwrap_or(0);
-            node_endpoints.reserve(n);
-            for _ in 0..n {
-                node_endpoints.push(d.node_endpoint()?);
-            }
-            d.end_of_tagged(field)?;
-        }
-        Ok(())
-    })?;
+    // KIP-951: tag 0 of the top-level tagged fields holds leader endpoints.
+    let node_endpoints = d.node_endpoints_tag("produce response", version >= 10)?;
     d.finish("produce response")?;
     Ok(ProduceResponse {
         topics,

@@ -171,6 +171,28 @@ impl ResponseReader {
         }
     }
 
+    /// The top-level tagged fields of a response whose tag 0 (when
+    /// `has_endpoints`) lists leader endpoints (KIP-951); other tags skipped.
+    pub(crate) fn node_endpoints_tag(
+        &mut self,
+        what: &'static str,
+        has_endpoints: bool,
+    ) -> Result<Vec<NodeEndpoint>> {
+        let mut endpoints = Vec::new();
+        self.tagged_fields(what, |d, tag, field| {
+            if tag == 0 && has_endpoints {
+                let n = d.array_len("node endpoints", 10)?.unwrap_or(0);
+                endpoints.reserve(n);
+                for _ in 0..n {
+                    endpoints.push(d.node_endpoint()?);
+                }
+                d.end_of_tagged(field)?;
+            }
+            Ok(())
+        })?;
+        Ok(endpoints)
+    }
+
     /// Checks nothing is left: a response longer than its schema is as
     /// suspect as a shorter one.
     pub(crate) fn finish(&self, what: &'static str) -> Result<()> {
