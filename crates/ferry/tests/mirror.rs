@@ -71,13 +71,17 @@ async fn mirrors_record_identically_and_resumes_without_duplicates() {
     let config = write_config(&dir, &a_addr, &b_addr, &flow, &format!("{prefix}-.*"));
     let target = format!("src.{topic}");
 
-    // 1. Mirror, and pick up a topic created while running.
+    // 1. Mirror, and pick up a topic created while running...
     let ferry = Ferry::start(&config, dir.join("ferry.log"));
     wait_mirrored(&a, &b, &topic, &target, 3).await;
     let late = format!("{prefix}-late");
     create(&a, &late, 2).await;
     produce(&a, &late, 1, 3, 9).await;
     wait_mirrored(&a, &b, &late, &format!("src.{late}"), 2).await;
+    // ...and a partition added to a mirrored topic while running.
+    a.create_partitions(&late, 3).await.unwrap();
+    produce(&a, &late, 2, 2, 11).await;
+    wait_mirrored(&a, &b, &late, &format!("src.{late}"), 3).await;
     ferry.stop();
 
     // Record-identical, and payloads byte-identical (the fast path).
