@@ -11,6 +11,7 @@ use ferry_client::fetch::{FetchTarget, fetch_request, fetch_version, parse_fetch
 use ferry_client::{
     Client, ClientConfig, Connection, ConnectionConfig, FetchOptions, Isolation, KafkaCode,
 };
+use ferry_testkit::{broker_a as broker, now_ms};
 use ferry_wire::batch::{BatchIter, FetchedBatch};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -23,23 +24,6 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-
-fn broker() -> Option<String> {
-    match std::env::var("FERRY_KAFKA_A") {
-        Ok(addr) if !addr.trim().is_empty() => Some(addr.trim().to_owned()),
-        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => panic!(
-            "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A is not set. Start a broker with \
-             `python3 harness/kafka_harness.py fetch && python3 harness/kafka_harness.py start a` \
-             and export FERRY_KAFKA_A=<the address it prints>"
-        ),
-        _ => {
-            println!(
-                "skipped: FERRY_KAFKA_A is not set (start a broker with harness/kafka_harness.py)"
-            );
-            None
-        }
-    }
-}
 
 /// A topic name no earlier run has used.
 fn unique_topic(prefix: &str) -> String {
@@ -365,10 +349,4 @@ async fn empty_partition_fetch_waits_and_returns_nothing() {
     assert_eq!(fetched.error, None);
     assert_eq!(fetched.high_watermark, 0);
     assert!(fetched.records.is_empty());
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

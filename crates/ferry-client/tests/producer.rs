@@ -19,27 +19,11 @@ use ferry_client::{
     Ack, AckFuture, Client, ClientConfig, ClientError, FetchOptions, IdempotentProducer, KafkaCode,
     NewTopic, ProduceOptions, ProducerConfig, TopicPartition,
 };
+use ferry_testkit::{broker_a as broker, now_ms};
 use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
 use ferry_wire::record::Record;
-
-fn broker() -> Option<String> {
-    match std::env::var("FERRY_KAFKA_A") {
-        Ok(addr) if !addr.trim().is_empty() => Some(addr.trim().to_owned()),
-        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => panic!(
-            "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A is not set. Start a broker with \
-             `python3 harness/kafka_harness.py fetch && python3 harness/kafka_harness.py start a` \
-             and export FERRY_KAFKA_A=<the address it prints>"
-        ),
-        _ => {
-            println!(
-                "skipped: FERRY_KAFKA_A is not set (start a broker with harness/kafka_harness.py)"
-            );
-            None
-        }
-    }
-}
 
 fn unique_topic(prefix: &str) -> String {
     let nanos = SystemTime::now()
@@ -65,14 +49,6 @@ async fn create_topic(client: &Client, topic: &str, partitions: i32, configs: &[
         .wait_for_topic(topic, partitions, Duration::from_secs(60))
         .await
         .unwrap_or_else(|e| panic!("{topic} not usable: {e}"));
-}
-
-/// Now, in milliseconds: record timestamps must be recent, or the
-/// broker's retention (7 days by default) deletes them before they are read.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The value of record `r` of batch `b` of partition `p`.

@@ -5,21 +5,7 @@
 
 use ferry_client::{Client, ClientConfig, TopicPartition};
 use ferry_engine::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
-
-fn broker() -> Option<String> {
-    match std::env::var("FERRY_KAFKA_A") {
-        Ok(addr) if !addr.trim().is_empty() => Some(addr.trim().to_owned()),
-        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => {
-            panic!(
-                "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A is not set (scripts/test starts brokers)"
-            )
-        }
-        _ => {
-            println!("skipped: FERRY_KAFKA_A is not set (scripts/test starts brokers)");
-            None
-        }
-    }
-}
+use ferry_testkit::broker_a as broker;
 
 fn entry(flow: &str, topic: &str, p: i32, off: i64) -> (CheckpointKey, CheckpointValue) {
     (

@@ -9,20 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_client::{Client, ClientConfig, NewTopic};
-
-fn broker() -> Option<String> {
-    match std::env::var("FERRY_KAFKA_A") {
-        Ok(addr) if !addr.trim().is_empty() => Some(addr.trim().to_owned()),
-        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => panic!(
-            "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A is not set: run scripts/test, or \
-             `python3 harness/kafka_harness.py start a` and export FERRY_KAFKA_A"
-        ),
-        _ => {
-            println!("skipped: FERRY_KAFKA_A is not set (scripts/test starts brokers)");
-            None
-        }
-    }
-}
+use ferry_testkit::broker_a as broker;
 
 fn unique() -> u128 {
     SystemTime::now()

@@ -5,22 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
+use ferry_testkit::broker_a as broker;
 use std::path::PathBuf;
 use std::process::Command;
-
-fn broker() -> Option<String> {
-    match std::env::var("FERRY_KAFKA_A") {
-        Ok(addr) if !addr.trim().is_empty() => Some(addr.trim().to_owned()),
-        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => panic!(
-            "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A is not set: run scripts/test, or \
-             `python3 harness/kafka_harness.py start a` and export FERRY_KAFKA_A"
-        ),
-        _ => {
-            println!("skipped: FERRY_KAFKA_A is not set (scripts/test starts brokers)");
-            None
-        }
-    }
-}
 
 #[test]
 fn every_testdata_case_round_trips_through_a_real_broker() {

@@ -10,29 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ferry_client::{Client, ClientConfig, NewTopic, ProduceOptions};
+pub use ferry_testkit::{broker_a as broker, now_ms};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
 use ferry_wire::record::Record;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{DeleteTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-
-pub fn broker() -> Option<String> {
-    match std::env::var("FERRY_KAFKA_A") {
-        Ok(addr) if !addr.trim().is_empty() => Some(addr.trim().to_owned()),
-        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => panic!(
-            "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A is not set. Start a broker with \
-             `python3 harness/kafka_harness.py fetch && python3 harness/kafka_harness.py start a` \
-             and export FERRY_KAFKA_A=<the address it prints>"
-        ),
-        _ => {
-            println!(
-                "skipped: FERRY_KAFKA_A is not set (start a broker with harness/kafka_harness.py)"
-            );
-            None
-        }
-    }
-}
 
 pub async fn connect(addr: &str) -> Client {
     Client::connect(&[addr], ClientConfig::default())
@@ -89,15 +73,6 @@ pub async fn delete_topic(client: &Client, topic: &str) {
     for r in &response.responses {
         assert_eq!(r.error_code, 0, "delete {topic}: {:?}", r.error_message);
     }
-}
-
-/// Now, in milliseconds since the epoch: test records must carry recent
-/// timestamps, or time-based retention (7 days by default, checked every 5 s
-/// by the harness brokers) deletes them while the test runs.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// One batch of `count` records whose values are `"{tag}-{i}"`, all with

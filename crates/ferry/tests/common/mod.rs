@@ -7,36 +7,13 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_client::{Client, ClientConfig, FetchOptions, NewTopic, OffsetSpec};
+pub use ferry_testkit::{brokers, now_ms};
 use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::record::Header;
-
-pub fn brokers() -> Option<(String, String)> {
-    match (
-        std::env::var("FERRY_KAFKA_A"),
-        std::env::var("FERRY_KAFKA_B"),
-    ) {
-        (Ok(a), Ok(b)) if !a.trim().is_empty() && !b.trim().is_empty() => Some((a, b)),
-        _ if std::env::var("FERRY_REQUIRE_BROKERS").as_deref() == Ok("1") => panic!(
-            "FERRY_REQUIRE_BROKERS=1 but FERRY_KAFKA_A/FERRY_KAFKA_B are not both set: run scripts/test"
-        ),
-        _ => {
-            println!(
-                "skipped: FERRY_KAFKA_A and FERRY_KAFKA_B are not set (scripts/test starts brokers)"
-            );
-            None
-        }
-    }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap())
-}
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), now_ms() % 1_000_000)
