@@ -8,50 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::{
-    Ferry, brokers, client, create, now_ms, read_all, records, unique, wait_mirrored, write_config,
+    Ferry, brokers, client, create, produce, read_all, records, unique, wait_mirrored, write_config,
 };
-use ferry_client::{Client, ProduceOptions};
 use ferry_wire::batch::RECORD_BATCH_OVERHEAD;
-use ferry_wire::builder::{BatchSpec, build_batch};
-use ferry_wire::codec::Compression;
-use ferry_wire::record::{Header, Record};
-
-/// `batches` batches of 50 records each, cycling through every codec, with
-/// keys, null values, headers (duplicate names) and current timestamps.
-async fn produce(c: &Client, topic: &str, partition: i32, batches: usize, seed: usize) {
-    for b in 0..batches {
-        let codec = Compression::ALL[(b + seed) % Compression::ALL.len()];
-        let records: Vec<Record> = (0..50)
-            .map(|i| Record {
-                offset: i,
-                timestamp: now_ms(),
-                key: (i % 7 != 3).then(|| Bytes::from(format!("key-{seed}-{b}-{i}"))),
-                value: (i % 10 != 4)
-                    .then(|| Bytes::from(format!("value {seed} {b} {i} ").repeat(5))),
-                headers: if i % 3 == 0 {
-                    vec![
-                        Header {
-                            key: Bytes::from_static(b"h"),
-                            value: Some(Bytes::from_static(b"1")),
-                        },
-                        Header {
-                            key: Bytes::from_static(b"h"),
-                            value: None,
-                        },
-                    ]
-                } else {
-                    vec![]
-                },
-            })
-            .collect();
-        let batch = build_batch(&BatchSpec::producer(codec), &records).unwrap();
-        c.produce_batch(topic, partition, vec![batch], &ProduceOptions::default())
-            .await
-            .unwrap();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirrors_record_identically_and_resumes_without_duplicates() {

@@ -12,12 +12,14 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Ferry, brokers, client, create, now_ms, read_all, records, unique, write_config};
+use common::{
+    Ferry, brokers, client, create, now_ms, produce, read_all, records, unique, write_config,
+};
 use ferry_client::{Client, FetchOptions, OffsetSpec, ProduceOptions};
 use ferry_wire::batch::{BatchIter, FetchedBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
-use ferry_wire::record::{Header, Record};
+use ferry_wire::record::Record;
 
 /// One batch of `records` to `topic`/`partition`; returns its base offset.
 async fn produce_records(
@@ -32,38 +34,6 @@ async fn produce_records(
         .await
         .unwrap()
         .base_offset
-}
-
-/// `batches` batches of 50 records, cycling through every codec, with keys,
-/// null values, duplicate header names and current timestamps.
-async fn produce(c: &Client, topic: &str, partition: i32, batches: usize, seed: usize) {
-    for b in 0..batches {
-        let codec = Compression::ALL[(b + seed) % Compression::ALL.len()];
-        let records: Vec<Record> = (0..50)
-            .map(|i| Record {
-                offset: i,
-                timestamp: now_ms(),
-                key: (i % 7 != 3).then(|| Bytes::from(format!("key-{seed}-{b}-{i}"))),
-                value: (i % 10 != 4)
-                    .then(|| Bytes::from(format!("value {seed} {b} {i} ").repeat(5))),
-                headers: if i % 3 == 0 {
-                    vec![
-                        Header {
-                            key: Bytes::from_static(b"h"),
-                            value: Some(Bytes::from_static(b"1")),
-                        },
-                        Header {
-                            key: Bytes::from_static(b"h"),
-                            value: None,
-                        },
-                    ]
-                } else {
-                    vec![]
-                },
-            })
-            .collect();
-        produce_records(c, topic, partition, codec, &records).await;
-    }
 }
 
 /// Every record of a partition, in order.

@@ -10,10 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry_client::{Client, ClientConfig, FetchOptions, NewTopic, OffsetSpec};
+use ferry_client::{Client, ClientConfig, FetchOptions, NewTopic, OffsetSpec, ProduceOptions};
 pub use ferry_testkit::{brokers, now_ms};
 use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
-use ferry_wire::record::Header;
+use ferry_wire::builder::{BatchSpec, build_batch};
+use ferry_wire::codec::Compression;
+use ferry_wire::record::{Header, Record};
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), now_ms() % 1_000_000)
@@ -211,4 +213,39 @@ memory_budget = "64MiB"
     )
     .unwrap();
     path
+}
+
+/// `batches` batches of 50 records each, cycling through every codec, with
+/// keys, null values, headers (duplicate names) and current timestamps.
+pub async fn produce(c: &Client, topic: &str, partition: i32, batches: usize, seed: usize) {
+    for b in 0..batches {
+        let codec = Compression::ALL[(b + seed) % Compression::ALL.len()];
+        let records: Vec<Record> = (0..50)
+            .map(|i| Record {
+                offset: i,
+                timestamp: now_ms(),
+                key: (i % 7 != 3).then(|| Bytes::from(format!("key-{seed}-{b}-{i}"))),
+                value: (i % 10 != 4)
+                    .then(|| Bytes::from(format!("value {seed} {b} {i} ").repeat(5))),
+                headers: if i % 3 == 0 {
+                    vec![
+                        Header {
+                            key: Bytes::from_static(b"h"),
+                            value: Some(Bytes::from_static(b"1")),
+                        },
+                        Header {
+                            key: Bytes::from_static(b"h"),
+                            value: None,
+                        },
+                    ]
+                } else {
+                    vec![]
+                },
+            })
+            .collect();
+        let batch = build_batch(&BatchSpec::producer(codec), &records).unwrap();
+        c.produce_batch(topic, partition, vec![batch], &ProduceOptions::default())
+            .await
+            .unwrap();
+    }
 }
