@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
+mod source_support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,38 +19,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use ferry_client::{
     Ack, AckFuture, Client, ClientConfig, ClientError, FetchOptions, IdempotentProducer, KafkaCode,
-    NewTopic, ProduceOptions, ProducerConfig, TopicPartition,
+    ProduceOptions, ProducerConfig, TopicPartition,
 };
-use ferry_testkit::{broker_a as broker, now_ms};
 use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
 use ferry_wire::record::Record;
+use source_support::{broker, create_topic, now_ms};
 
 fn unique_topic(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("ferry-producer-{prefix}-{}-{nanos}", std::process::id())
-}
-
-async fn create_topic(client: &Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    client
-        .create_topic(&NewTopic {
-            name: topic.to_owned(),
-            partitions,
-            replication_factor: 1,
-            configs: configs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("creating {topic}: {e}"));
-    client
-        .wait_for_topic(topic, partitions, Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|e| panic!("{topic} not usable: {e}"));
 }
 
 /// The value of record `r` of batch `b` of partition `p`.

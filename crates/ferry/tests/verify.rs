@@ -15,8 +15,7 @@ use bytes::Bytes;
 use common::{
     Ferry, brokers, client, create, now_ms, produce, read_all, records, unique, write_config,
 };
-use ferry_client::{Client, FetchOptions, OffsetSpec, ProduceOptions};
-use ferry_wire::batch::{BatchIter, FetchedBatch};
+use ferry_client::{Client, OffsetSpec, ProduceOptions};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
 use ferry_wire::record::Record;
@@ -36,35 +35,14 @@ async fn produce_records(
         .base_offset
 }
 
-/// Every record of a partition, in order.
+/// Every data record of a partition, in order.
 async fn read_records(c: &Client, topic: &str, partition: i32) -> Vec<Record> {
-    let end = c
-        .list_offsets(topic, &[partition], OffsetSpec::Latest)
+    read_all(c, topic, partition)
         .await
-        .unwrap()[0]
-        .1;
-    let options = FetchOptions {
-        max_wait: Duration::from_millis(10),
-        ..FetchOptions::default()
-    };
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while offset < end {
-        let fetched = c
-            .fetch_raw(topic, partition, offset, &options)
-            .await
-            .unwrap();
-        for e in BatchIter::new(fetched.records.clone()) {
-            let FetchedBatch::V2(b) = e.unwrap() else {
-                panic!("legacy batch")
-            };
-            offset = b.header().next_offset();
-            if !b.header().is_control() {
-                out.extend(b.records(64 << 20).unwrap().map(|r| r.unwrap()));
-            }
-        }
-    }
-    out
+        .iter()
+        .filter(|b| !b.header().is_control())
+        .flat_map(|b| b.records(64 << 20).unwrap().map(|r| r.unwrap()))
+        .collect()
 }
 
 async fn end_offsets(c: &Client, topic: &str, partitions: i32) -> Vec<i64> {

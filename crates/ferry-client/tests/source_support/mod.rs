@@ -1,4 +1,4 @@
-//! Helpers shared by the fetcher and admin broker tests.
+//! Helpers shared by the fetcher, admin and producer broker tests.
 //!
 //! The bootstrap address comes from `FERRY_KAFKA_A`. Without it each test
 //! prints that it was skipped, unless `FERRY_REQUIRE_BROKERS=1`, which turns
@@ -47,9 +47,9 @@ pub async fn create_topic(client: &Client, topic: &str, partitions: i32, configs
         .await
         .unwrap_or_else(|e| panic!("create {topic}: {e}"));
     client
-        .wait_for_topic(topic, partitions, Duration::from_secs(30))
+        .wait_for_topic(topic, partitions, Duration::from_secs(60))
         .await
-        .unwrap_or_else(|e| panic!("{topic} not usable after 30 s: {e}"));
+        .unwrap_or_else(|e| panic!("{topic} not usable after 60 s: {e}"));
 }
 
 /// Deletes `topic` (a raw DeleteTopics request: ferry itself never deletes).
