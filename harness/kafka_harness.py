@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import shlex
 import socket
 import subprocess
 import sys
@@ -47,12 +48,15 @@ from pathlib import Path
 HARNESS_DIR = Path(__file__).resolve().parent
 REPO_DIR = HARNESS_DIR.parent
 POM = HARNESS_DIR / "pom.xml"
+# Kafka 3.x logs through log4j 1 (reload4j) and needs a different jar closure: its own pom.
+POM_KAFKA3 = HARNESS_DIR / "pom-kafka3.xml"
 BROKER_LOG4J = HARNESS_DIR / "log4j2-broker.yaml"
 TOOLS_LOG4J = HARNESS_DIR / "log4j2-tools.yaml"
 CONNECT_LOG4J = HARNESS_DIR / "log4j2-connect.yaml"
 DEP_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 
 STARTED_MESSAGE = "Kafka Server started"   # KafkaBroker.STARTED_MESSAGE, logged by KafkaRaftServer.startup
+ZOOKEEPER_STARTED_MESSAGE = "[KafkaServer id=1] started"   # KafkaServer.startup, ZooKeeper mode
 DEFAULT_START_TIMEOUT = float(os.environ.get("FERRY_HARNESS_START_TIMEOUT", "180"))
 DEFAULT_STOP_TIMEOUT = float(os.environ.get("FERRY_HARNESS_STOP_TIMEOUT", "60"))
 
@@ -115,8 +119,17 @@ def cluster_dir(name: str) -> Path:
     return clusters_dir() / name
 
 
+def is_kafka3(version: str) -> bool:
+    """Kafka before 4.0: log4j 1 (reload4j) logging, jars resolved from pom-kafka3.xml."""
+    return version.split(".")[0] in ("2", "3")
+
+
+def pom_for(version: str) -> Path:
+    return POM_KAFKA3 if is_kafka3(version) else POM
+
+
 def _fetch_key(version: str) -> str:
-    h = hashlib.sha256(POM.read_bytes())
+    h = hashlib.sha256(pom_for(version).read_bytes())
     h.update(version.encode())
     return h.hexdigest()
 
@@ -170,7 +183,7 @@ def fetch(version: str | None = None, quiet: bool = False, force: bool = False) 
         tmp = d / "lib.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        cmd = [mvn, "-B", "-q", "-f", str(POM), f"{DEP_PLUGIN}:copy-dependencies",
+        cmd = [mvn, "-B", "-q", "-f", str(pom_for(version)), f"{DEP_PLUGIN}:copy-dependencies",
                "-DincludeScope=runtime", f"-DoutputDirectory={tmp}", f"-Dkafka.version={version}"]
         if not quiet:
             print(f"fetching Kafka {version} jars with Maven into {d}/lib ...", file=sys.stderr)
@@ -179,12 +192,19 @@ def fetch(version: str | None = None, quiet: bool = False, force: bool = False) 
         if r.returncode != 0:
             raise HarnessError(f"mvn failed (exit {r.returncode}): {' '.join(cmd)}\n{r.stdout[-4000:]}")
         jars = sorted(p.name for p in tmp.glob("*.jar"))
-        missing = [a for a in ("kafka_2.13-", "kafka-tools-", "kafka-clients-", "connect-mirror-",
-                               "log4j-core-", "log4j-slf4j-impl-", "jackson-dataformat-yaml-")
-                   if not any(j.startswith(a) for j in jars)]
+        if is_kafka3(version):
+            # log4j 1: reload4j from 3.2 on, the original log4j 1.2 before
+            logging_jars = (("reload4j-", "log4j-1."), ("slf4j-reload4j-", "slf4j-log4j12-"))
+            other_bindings = r"(logback-classic|log4j-slf4j-impl|log4j-slf4j2-impl)-"
+        else:
+            logging_jars = (("log4j-core-",), ("log4j-slf4j-impl-",), ("jackson-dataformat-yaml-",))
+            other_bindings = r"(slf4j-reload4j|slf4j-log4j12|logback-classic|log4j-slf4j2-impl)-"
+        wanted = [("kafka_2.13-",), ("kafka-tools-",), ("kafka-clients-",), ("connect-mirror-",), *logging_jars]
+        missing = ["|".join(alts) for alts in wanted
+                   if not any(j.startswith(a) for j in jars for a in alts)]
         if missing:
             raise HarnessError(f"mvn copied {len(jars)} jars but these are missing: {missing}")
-        bad = [j for j in jars if re.match(r"(slf4j-reload4j|slf4j-log4j12|logback-classic|log4j-slf4j2-impl)-", j)]
+        bad = [j for j in jars if re.match(other_bindings, j)]
         if bad:
             raise HarnessError(f"conflicting SLF4J bindings in the closure: {bad}")
         shutil.rmtree(d / "lib", ignore_errors=True)
@@ -201,22 +221,31 @@ def fetch(version: str | None = None, quiet: bool = False, force: bool = False) 
 
 def java_command(main: str, args: list[str] = (), *, heap: list[str] | None = None,
                  log4j: Path = TOOLS_LOG4J, logs_dir: Path | None = None,
-                 jvm_opts: list[str] | None = None, extra_jvm: list[str] = ()) -> list[str]:
+                 jvm_opts: list[str] | None = None, extra_jvm: list[str] = (),
+                 version: str | None = None) -> list[str]:
     """The argv that runs a Kafka main class with the harness classpath (like kafka-run-class.sh)."""
-    fetch(quiet=True)
+    version = version or kafka_version()
+    fetch(version, quiet=True)
     logs_dir = logs_dir or (home() / "logs" / "tools")
     logs_dir.mkdir(parents=True, exist_ok=True)
+    if is_kafka3(version):
+        # log4j2-broker.yaml -> log4j-broker.properties: the same setup in log4j 1 syntax
+        legacy = log4j.with_name(log4j.stem.replace("log4j2-", "log4j-") + ".properties")
+        log_flag = f"-Dlog4j.configuration=file:{legacy}"
+    else:
+        log_flag = f"-Dlog4j2.configurationFile={log4j}"
     return [java_bin(), *(TOOL_HEAP if heap is None else heap),
             *(TOOL_JVM_OPTS if jvm_opts is None else jvm_opts), *extra_jvm,
-            f"-Dkafka.logs.dir={logs_dir}", f"-Dlog4j2.configurationFile={log4j}",
-            "-cp", classpath(), main, *args]
+            f"-Dkafka.logs.dir={logs_dir}", log_flag,
+            "-cp", classpath(version), main, *args]
 
 
 def tool(main: str, args: list[str] = (), *, check: bool = True, capture: bool = True,
          input: str | bytes | None = None, timeout: float | None = 300, env: dict | None = None,
-         heap: list[str] | None = None, text: bool = True) -> subprocess.CompletedProcess:
+         heap: list[str] | None = None, text: bool = True,
+         version: str | None = None) -> subprocess.CompletedProcess:
     """Run a Kafka tool class to completion with the quiet tools log config."""
-    cmd = java_command(main, list(args), heap=heap)
+    cmd = java_command(main, list(args), heap=heap, version=version)
     r = subprocess.run(cmd, input=input, timeout=timeout, env=env, text=text,
                        stdout=subprocess.PIPE if capture else None,
                        stderr=subprocess.PIPE if capture else None)
@@ -361,6 +390,28 @@ def _server_properties(cdir: Path, port: int, cport: int) -> dict[str, str]:
     }
 
 
+def _zookeeper_server_properties(cdir: Path, port: int, zk_port: int) -> dict[str, str]:
+    """A ZooKeeper-mode broker (Kafka < 4.0), as most 2.x/3.x clusters in the field still run."""
+    props = _server_properties(cdir, port, 0)
+    for k in ("process.roles", "node.id", "controller.quorum.voters", "controller.listener.names") + tuple(
+            k for k in props if k.startswith("share.")):
+        props.pop(k, None)
+    props.update({
+        "broker.id": "1",
+        "zookeeper.connect": f"127.0.0.1:{zk_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT",
+        # one broker: nobody to hand leadership to, and ZooKeeper stops with it
+        "controlled.shutdown.enable": "false",
+    })
+    return props
+
+
+def _zoo_cfg(cdir: Path, zk_port: int) -> str:
+    return (f"dataDir={cdir / 'zookeeper'}\nclientPort={zk_port}\nclientPortAddress=127.0.0.1\n"
+            "maxClientCnxns=0\nadmin.enableServer=false\n")
+
+
 def _write_properties(path: Path, props: dict[str, str], overrides: list[tuple[str, str]]) -> None:
     lines = ["# written by harness/kafka_harness.py"]
     lines += [f"{k}={v}" for k, v in props.items()]
@@ -395,32 +446,46 @@ def _tail(path: Path, n: int = 60) -> str:
     return "\n".join(data[-n:])
 
 
-def _broker_command(cdir: Path) -> list[str]:
+def _broker_command(cdir: Path, version: str) -> list[str]:
     logs = cdir / "logs"
     gc = ["-Xlog:gc*:file=" + str(logs / "gc.log") + ":time,tags:filecount=2,filesize=20M"]
     return java_command("kafka.Kafka", [str(cdir / "server.properties")], heap=BROKER_HEAP,
-                        log4j=BROKER_LOG4J, logs_dir=logs, jvm_opts=COMMON_JVM_OPTS, extra_jvm=gc)
+                        log4j=BROKER_LOG4J, logs_dir=logs, jvm_opts=COMMON_JVM_OPTS, extra_jvm=gc,
+                        version=version)
 
 
-def _format(cdir: Path, cluster_id: str) -> None:
+def _zookeeper_broker_command(cdir: Path, version: str) -> list[str]:
+    """ZooKeeper and the broker in one process group: the session leader is a shell that starts
+    ZooKeeper in the background and then becomes the broker (exec), so the pid the harness
+    tracks is the broker's and stopping the group stops both."""
+    zk = java_command("org.apache.zookeeper.server.ZooKeeperServerMain", [str(cdir / "zoo.cfg")],
+                      heap=["-Xmx128m"], log4j=BROKER_LOG4J, logs_dir=cdir / "logs" / "zookeeper",
+                      jvm_opts=TOOL_JVM_OPTS, version=version)
+    return ["/bin/sh", "-c", f'{shlex.join(zk)} & exec "$@"', "sh", *_broker_command(cdir, version)]
+
+
+def _format(cdir: Path, cluster_id: str, version: str) -> None:
     r = tool("kafka.tools.StorageTool",
-             ["format", "-t", cluster_id, "-c", str(cdir / "server.properties")], check=False)
+             ["format", "-t", cluster_id, "-c", str(cdir / "server.properties")], check=False,
+             version=version)
     if r.returncode != 0:
         raise HarnessError(f"StorageTool format failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
 
 
 def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None = None,
-          timeout: float = DEFAULT_START_TIMEOUT, quiet: bool = True) -> dict:
+          timeout: float = DEFAULT_START_TIMEOUT, quiet: bool = True,
+          version: str | None = None, zookeeper: bool | None = None) -> dict:
     """Start (or find running) single-node KRaft cluster `name`; returns its cluster.json dict.
 
     A fresh cluster gets new free ports and a formatted data dir.  A cluster that exists but is
     stopped is started again with its existing server.properties (same ports, same data);
-    overrides given then are appended to it.
+    overrides given then are appended to it.  `version` (default: $FERRY_KAFKA_VERSION, else
+    the pom's) picks the Kafka release for a fresh cluster; a restart keeps the cluster's own.
+    `zookeeper=True` runs a ZooKeeper-mode broker with its own ZooKeeper (Kafka < 4.0 only).
     """
     if isinstance(overrides, dict):
         overrides = list(overrides.items())
     ovr = [_parse_override(o) if isinstance(o, str) else (str(o[0]), str(o[1])) for o in (overrides or [])]
-    fetch(quiet=quiet)
     cdir = cluster_dir(name)
     with _locked(clusters_dir() / f".{name}.lock"):
         info = read_cluster(name)
@@ -428,27 +493,44 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
             if ovr and not quiet:
                 print(f"cluster {name} already running; --override ignored", file=sys.stderr)
             return info
+        formatted = (cdir / "data" / "meta.properties").exists()
+        if not version and formatted and info and info.get("kafka_version"):
+            version = info["kafka_version"]   # data formatted by one release stays with it
+        version = version or kafka_version()
+        if zookeeper is None:
+            zookeeper = bool(info and info.get("mode") == "zookeeper")
+        if zookeeper and not is_kafka3(version):
+            raise HarnessError(f"Kafka {version} has no ZooKeeper mode (removed in 4.0)")
+        fetch(version, quiet=quiet)
         (cdir / "logs").mkdir(parents=True, exist_ok=True)
         (cdir / "data").mkdir(parents=True, exist_ok=True)
         props_file = cdir / "server.properties"
-        formatted = (cdir / "data" / "meta.properties").exists()
         if not props_file.exists() or not formatted:
             port, cport = free_port(), free_port()
             while cport == port:
                 cport = free_port()
-            _write_properties(props_file, _server_properties(cdir, port, cport), ovr)
+            if zookeeper:
+                (cdir / "zoo.cfg").write_text(_zoo_cfg(cdir, cport))
+                _write_properties(props_file, _zookeeper_server_properties(cdir, port, cport), ovr)
+            else:
+                _write_properties(props_file, _server_properties(cdir, port, cport), ovr)
         elif ovr:
             with open(props_file, "a") as f:
                 f.write("# --override (restart)\n" + "".join(f"{k}={v}\n" for k, v in ovr))
         props = _parse_properties(props_file)
         port = int(re.search(r"PLAINTEXT://[^:]+:(\d+)", props["listeners"]).group(1))
-        cport = int(re.search(r"CONTROLLER://[^:]+:(\d+)", props["listeners"]).group(1))
+        if zookeeper:   # the ZooKeeper port stands in for the controller's
+            cport = int(props["zookeeper.connect"].rsplit(":", 1)[1])
+        else:
+            cport = int(re.search(r"CONTROLLER://[^:]+:(\d+)", props["listeners"]).group(1))
         for p in (port, cport):
             if _can_connect(p, 0.3):
                 raise HarnessError(f"port {p} of cluster {name} is already in use by another process")
-        if not formatted:
+        if zookeeper:
+            cluster_id = None   # the broker registers one in ZooKeeper on first start
+        elif not formatted:
             cluster_id = _random_cluster_id()
-            _format(cdir, cluster_id)
+            _format(cdir, cluster_id, version)
         else:
             m = re.search(r"^cluster\.id=(\S+)", (cdir / "data" / "meta.properties").read_text(), re.M)
             cluster_id = m.group(1) if m else None
@@ -459,14 +541,17 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
         out.write(f"\n===== start {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n".encode())
         out.flush()
         t0 = time.monotonic()
-        proc = subprocess.Popen(_broker_command(cdir), stdin=subprocess.DEVNULL, stdout=out,
+        command = _zookeeper_broker_command(cdir, version) if zookeeper else _broker_command(cdir, version)
+        ready_line = ZOOKEEPER_STARTED_MESSAGE if zookeeper else STARTED_MESSAGE
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=cdir)
         out.close()
         info = {
             "name": name,
             "bootstrap": f"127.0.0.1:{port}",
             "pid": proc.pid,
-            "kafka_version": kafka_version(),
+            "kafka_version": version,
+            "mode": "zookeeper" if zookeeper else "kraft",
             "data_dir": str(cdir / "data"),
             "log_dir": str(cdir / "logs"),
             "controller": f"127.0.0.1:{cport}",
@@ -488,7 +573,7 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
             try:
                 with open(server_log, "rb") as f:
                     f.seek(offset)
-                    started = STARTED_MESSAGE.encode() in f.read()
+                    started = ready_line.encode() in f.read()
             except OSError:
                 pass
             if started and _can_connect(port):
@@ -500,7 +585,7 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
                 info.update(pid=None, state="failed")
                 _write_cluster(name, info)
                 raise HarnessError(
-                    f"broker {name} not ready after {timeout:.0f}s (no '{STARTED_MESSAGE}' + TCP connect on {port}); killed.\n{tails}")
+                    f"broker {name} not ready after {timeout:.0f}s (no '{ready_line}' + TCP connect on {port}); killed.\n{tails}")
             time.sleep(0.2)
         info["state"] = "running"
         info["started_in_s"] = round(time.monotonic() - t0, 2)
@@ -518,15 +603,23 @@ def _kill_group(pid: int, timeout: float) -> bool:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
+    def group_alive():   # the leader, or anything else in its group (a ZooKeeper-mode cluster's ZooKeeper)
+        if _pid_alive(pid):
+            return True
+        try:
+            os.killpg(pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
     send(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not group_alive():
             return False
         time.sleep(0.2)
     send(signal.SIGKILL)
     for _ in range(50):
-        if not _pid_alive(pid):
+        if not group_alive():
             break
         time.sleep(0.1)
     return True
@@ -608,6 +701,10 @@ def _main(argv: list[str]) -> int:
     p.add_argument("name", nargs="+", help="several names are started in parallel, bootstraps printed in order")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--timeout", type=float, default=DEFAULT_START_TIMEOUT)
+    p.add_argument("--kafka-version", default=None, metavar="X.Y.Z",
+                   help="Kafka release of a fresh cluster (default $FERRY_KAFKA_VERSION, else the pom's; 3.x works)")
+    p.add_argument("--zookeeper", action="store_true",
+                   help="a ZooKeeper-mode broker with its own ZooKeeper (Kafka 2.x/3.x only)")
     p = sub.add_parser("stop", help="stop a cluster (SIGTERM, SIGKILL after --timeout)")
     p.add_argument("name")
     p.add_argument("--timeout", type=float, default=DEFAULT_STOP_TIMEOUT)
@@ -633,11 +730,12 @@ def _main(argv: list[str]) -> int:
     if a.cmd == "fetch":
         print(fetch(force=a.force))
     elif a.cmd == "start":
-        fetch(quiet=False)
+        fetch(a.kafka_version, quiet=False)
 
         def one(n):
             was = is_running(n)
-            info = start(n, overrides=a.override, timeout=a.timeout, quiet=False)
+            info = start(n, overrides=a.override, timeout=a.timeout, quiet=False, version=a.kafka_version,
+                         zookeeper=a.zookeeper or None)
             if not was:
                 print(f"cluster {n} started in {info.get('started_in_s')}s (pid {info['pid']})", file=sys.stderr)
             return info
