@@ -125,6 +125,24 @@ impl MemoryBudget {
         }
     }
 
+    /// Waits (FIFO, like [`acquire`](Self::acquire)) for `min` bytes, then
+    /// takes whatever more is free right away, up to `max` in all.
+    ///
+    /// For reads whose size the reader chooses: a fetch asks the broker for
+    /// at most the lease's size, so fetches shrink as the budget fills
+    /// instead of one reader waiting for a full-size grant.
+    pub async fn acquire_up_to(&self, min: usize, max: usize) -> Lease {
+        let mut lease = self.acquire(min).await;
+        let want = max.saturating_sub(lease.size);
+        let more = want.min(self.available());
+        if let Some(mut extra) = self.try_acquire(more) {
+            // Same budget: the extra bytes simply move into `lease`.
+            lease.size += extra.size;
+            extra.size = 0;
+        }
+        lease
+    }
+
     fn lease(&self, size: usize) -> Lease {
         Lease {
             shared: Arc::clone(&self.shared),
@@ -625,6 +643,29 @@ mod tests {
         fn woken(&self) -> Vec<usize> {
             mem::take(&mut *self.log.lock().unwrap())
         }
+    }
+
+    #[test]
+    fn acquire_up_to_takes_what_is_free_between_min_and_max() {
+        let budget = MemoryBudget::new(100);
+        let big = block_on(budget.acquire_up_to(10, 60));
+        assert_eq!(big.size(), 60);
+        let rest = block_on(budget.acquire_up_to(10, 60));
+        assert_eq!(rest.size(), 40, "only 40 were free");
+        assert_eq!(budget.available(), 0);
+        drop(big);
+        assert_eq!(budget.available(), 60);
+        drop(rest);
+        assert_eq!(budget.used(), 0, "the merged extra bytes are released too");
+        // Waits for min when less is free.
+        let held = budget.try_acquire(95).unwrap();
+        let waiter = thread::spawn({
+            let budget = budget.clone();
+            move || block_on(budget.acquire_up_to(10, 50)).size()
+        });
+        thread::sleep(std::time::Duration::from_millis(20));
+        drop(held);
+        assert_eq!(waiter.join().unwrap(), 50);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use ferry_wire::fetch::{
     FetchPartition as WirePartition, FetchResponse, MAX_FETCH_VERSION, MIN_FETCH_VERSION, TopicKey,
     decode_fetch_response,
 };
+use ferry_wire::pool::{Lease, MemoryBudget};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, TopicName};
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
@@ -57,7 +58,11 @@ pub(super) async fn run(shared: Arc<Shared>, node: i32, wake: Arc<Notify>) {
         if full {
             session.force_full();
         }
-        match fetch_once(&shared, node, &mut session, &wanted).await {
+        let lease = match &shared.budget {
+            Some(budget) => Some(reserve(budget, &shared.config, &wanted).await),
+            None => None,
+        };
+        match fetch_once(&shared, node, &mut session, &wanted, lease).await {
             Ok(throttle) => {
                 failures.succeeded();
                 throttled_until = throttle;
@@ -157,13 +162,33 @@ fn wanted(st: &State, node: i32, now: Instant, rotation: usize) -> Result<Work, 
     Ok((first, full))
 }
 
+/// Budget for one Fetch of `wanted`: at least the largest partition limit
+/// among them (so a batch raised past the default still fits, KIP-74), up to
+/// the request limit if that much is free.
+async fn reserve(
+    budget: &MemoryBudget,
+    config: &FetcherConfig,
+    wanted: &[(TopicPartition, SessionPartition)],
+) -> Lease {
+    let max = usize::try_from(config.max_bytes).unwrap_or(usize::MAX);
+    let min = wanted
+        .iter()
+        .map(|(_, p)| usize::try_from(p.max_bytes).unwrap_or(0))
+        .max()
+        .unwrap_or(0)
+        .min(max);
+    budget.acquire_up_to(min, max).await
+}
+
 /// Sends one Fetch and folds the answer in. Returns when to send the next
-/// one, if the broker throttled us.
+/// one, if the broker throttled us. With a `lease`, the request asks for no
+/// more than the lease holds, and the response frame carries the lease.
 async fn fetch_once(
     shared: &Arc<Shared>,
     node: i32,
     session: &mut FetchSession,
     wanted: &[(TopicPartition, SessionPartition)],
+    lease: Option<Lease>,
 ) -> Result<Option<Instant>, ClientError> {
     let conn = shared.client.broker_connection(node).await?;
     let ids = wanted.iter().all(|(_, w)| w.topic_id.is_some());
@@ -183,7 +208,12 @@ async fn fetch_once(
         ids && version >= FIRST_TOPIC_ID_VERSION,
         version >= FIRST_SESSION_VERSION,
     );
-    let request = fetch_request(&plan, &shared.config, version);
+    let mut request = fetch_request(&plan, &shared.config, version);
+    if let Some(lease) = &lease {
+        request.max_bytes = request
+            .max_bytes
+            .min(i32::try_from(lease.size()).unwrap_or(i32::MAX));
+    }
     let body = encode_request(&request, ApiKey::Fetch, version, conn.broker())?;
     let frame = match conn.send_raw(ApiKey::Fetch, version, vec![body]).await {
         Ok(frame) => frame,
@@ -191,6 +221,15 @@ async fn fetch_once(
             session.failed();
             return Err(e);
         }
+    };
+    // The broker may exceed max_bytes by one batch (KIP-74); that overshoot
+    // is not charged, the rest of an unused reservation goes back now.
+    let frame = match lease {
+        Some(mut lease) => {
+            lease.release_excess(frame.len());
+            lease.into_bytes(frame)
+        }
+        None => frame,
     };
     let response = match decode_fetch_response(frame, version) {
         Ok(r) => r,

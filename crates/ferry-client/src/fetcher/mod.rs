@@ -21,7 +21,12 @@
 //!
 //! Memory is bounded: a paused partition is not fetched, and the loops stop
 //! sending requests while more than [`FetcherConfig::max_buffered_bytes`] of
-//! polled-for data waits. Fetching starts with the first `poll`.
+//! polled-for data waits. With a [`MemoryBudget`]
+//! ([`SourceFetcher::with_budget`]) the bound is hard: a loop leases budget
+//! before each Fetch, asks the broker for no more than it leased, and the
+//! lease rides on the response frame, so the bytes stay charged until the
+//! last slice of the records is dropped (after the target acknowledged them,
+//! in a replicator). Fetching starts with the first `poll`.
 
 mod leader;
 mod progress;
@@ -33,6 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_wire::pool::MemoryBudget;
 use ferry_wire::txn::AbortedTxn;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -135,10 +141,24 @@ pub struct SourceFetcher {
 
 impl SourceFetcher {
     pub fn new(client: Client, config: FetcherConfig) -> Self {
+        Self::build(client, config, None)
+    }
+
+    /// A fetcher whose response frames are charged to `budget` (see the
+    /// module docs): fetched records hold budget until their last slice is
+    /// dropped, and fetching waits while the budget is spent. The budget
+    /// must hold at least `config.max_bytes` for full-size fetches; a smaller
+    /// one still works, with smaller fetches.
+    pub fn with_budget(client: Client, config: FetcherConfig, budget: MemoryBudget) -> Self {
+        Self::build(client, config, Some(budget))
+    }
+
+    fn build(client: Client, config: FetcherConfig, budget: Option<MemoryBudget>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 client,
                 config,
+                budget,
                 state: Mutex::new(State::default()),
                 data_ready: Notify::new(),
                 router_wake: Notify::new(),
@@ -251,6 +271,8 @@ impl Drop for SourceFetcher {
 struct Shared {
     client: Client,
     config: FetcherConfig,
+    /// Charged for every response frame while any of its records live.
+    budget: Option<MemoryBudget>,
     state: Mutex<State>,
     /// Signalled when data or a fatal error is ready for `poll`.
     data_ready: Notify,

@@ -323,9 +323,11 @@ impl<'de> Deserialize<'de> for StartPosition {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Tuning {
-    /// Most fetched-but-not-yet-produced bytes the flow holds; fetching
-    /// pauses at this bound. Default `64MiB`, range 1MiB..=1TiB; at least
-    /// `fetch_max_bytes`, so one fetch response always fits.
+    /// Most fetched-but-not-yet-acknowledged bytes the flow holds: each
+    /// Fetch response is charged from before it is requested until the
+    /// target acknowledged its last batch; fetching waits when it is spent.
+    /// Default `64MiB`, range 1MiB..=1TiB; at least `fetch_max_bytes`, so a
+    /// full-size fetch fits.
     #[serde(default = "default_memory_budget")]
     pub memory_budget: ByteSize,
     /// Upper bound of one Fetch response (Kafka's `fetch.max.bytes`).

@@ -11,9 +11,12 @@
 //! - **discovery** lists source topics every `discovery_interval`, creates
 //!   or grows target topics, and starts tasks for new partitions.
 //!
-//! Memory: bytes fetched but not yet acknowledged by the target are charged
-//! to one [`MemoryBudget`]; a partition that cannot get budget pauses its
-//! fetching, so a slow target slows the source instead of filling memory.
+//! Memory: every Fetch response frame is charged to one [`MemoryBudget`]
+//! from before the request is sent until the last of its batches has been
+//! acknowledged by the target (the lease rides on the frame's bytes), so a
+//! slow target slows the source instead of filling memory. A partition
+//! whose task falls behind is paused at the fetcher ([`queue`]), so one
+//! stuck partition does not starve the others or block the dispatcher.
 //!
 //! Shutdown: stop taking new data, wait for every in-flight batch to be
 //! acknowledged, write the final checkpoint. A restart then resumes exactly
@@ -21,6 +24,7 @@
 
 mod discovery;
 mod partition;
+mod queue;
 mod resume;
 mod stats;
 
@@ -34,7 +38,7 @@ use ferry_client::{
 };
 use ferry_wire::codec::Compression;
 use ferry_wire::pool::MemoryBudget;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::EngineError;
@@ -174,15 +178,16 @@ pub async fn run_flow(
     let producer = IdempotentProducer::start(target.clone(), spec.tuning.producer.clone())
         .await
         .map_err(cluster(&spec.target_alias))?;
-    let fetcher = Arc::new(SourceFetcher::new(
+    let budget = MemoryBudget::new(spec.tuning.memory_budget);
+    let fetcher = Arc::new(SourceFetcher::with_budget(
         source.clone(),
         spec.tuning.fetcher.clone(),
+        budget.clone(),
     ));
-    let budget = MemoryBudget::new(spec.tuning.memory_budget);
     let positions: Positions = Arc::default();
 
     // The dispatcher: one poll loop feeding per-partition channels.
-    let routes: Arc<Mutex<HashMap<TopicPartition, mpsc::Sender<ferry_client::PartitionData>>>> =
+    let routes: Arc<Mutex<HashMap<TopicPartition, queue::QueueSender<SourceFetcher>>>> =
         Arc::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -208,11 +213,7 @@ pub async fn run_flow(
                 for d in data {
                     let route = lock(&routes).get(&d.tp).cloned();
                     if let Some(route) = route {
-                        // Waits only if that partition already holds two
-                        // fetches: it pauses itself long before that.
-                        if route.send(d).await.is_err() {
-                            continue;
-                        }
+                        route.push(d);
                     }
                 }
             }
@@ -266,7 +267,7 @@ pub async fn run_flow(
                             continue;
                         }
                     };
-                    let (tx, rx) = mpsc::channel(2);
+                    let (tx, rx) = queue::partition_queue(assignment.source.clone(), Arc::clone(&fetcher));
                     lock(&routes).insert(assignment.source.clone(), tx);
                     fetcher.assign(assignment.source.clone(), position);
                     started.insert(assignment.source.clone(), ());
@@ -299,7 +300,6 @@ pub async fn run_flow(
                         target_position: target_end,
                         producer: producer.clone(),
                         fetcher: Arc::clone(&fetcher),
-                        budget: budget.clone(),
                         positions: Arc::clone(&positions),
                         stats: Arc::clone(&stats),
                         stop: stop_rx.clone(),

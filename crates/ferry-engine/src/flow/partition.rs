@@ -2,24 +2,29 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use ferry_client::{
     IdempotentProducer, KafkaCode, OffsetSpec, PartitionData, SourceFetcher, TopicPartition,
 };
 use ferry_wire::batch::BatchIter;
-use ferry_wire::pool::{Lease, MemoryBudget};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::queue::QueueReceiver;
 use super::{FlowSpec, FlowStats, Positions, lock};
 use crate::EngineError;
 use crate::inflight::{EntryId, InFlight, Mapping};
 use crate::offset_map::OffsetMap;
 use crate::plan::{PartitionPlanner, Plan, PlanConfig};
 
+/// An acknowledgement with what it settles: the in-flight entry, its first
+/// source offset, and the fetched bytes it came from. Holding those bytes
+/// keeps their response frame charged to the flow's memory budget until the
+/// target has them (re-encoded batches are new memory, but no larger).
 type AckResult = (
     EntryId,
     i64,
-    Arc<Lease>,
+    Bytes,
     Result<ferry_client::Ack, ferry_client::ClientError>,
 );
 type AckFut = std::pin::Pin<Box<dyn std::future::Future<Output = AckResult> + Send>>;
@@ -36,7 +41,6 @@ pub(super) struct PartitionTask {
     pub target_position: i64,
     pub producer: IdempotentProducer,
     pub fetcher: Arc<SourceFetcher>,
-    pub budget: MemoryBudget,
     pub positions: Positions,
     pub stats: Arc<FlowStats>,
     pub stop: watch::Receiver<bool>,
@@ -46,7 +50,7 @@ impl PartitionTask {
     /// Runs until the flow stops or the partition fails; a failed partition
     /// is no longer fetched, and its last committed position stays published
     /// so the final checkpoint keeps it.
-    pub(super) async fn run(self, rx: mpsc::Receiver<PartitionData>) -> Result<(), EngineError> {
+    pub(super) async fn run(self, rx: QueueReceiver<SourceFetcher>) -> Result<(), EngineError> {
         let fetcher = Arc::clone(&self.fetcher);
         let source = self.source.clone();
         let result = self.pipeline(rx).await;
@@ -56,7 +60,7 @@ impl PartitionTask {
         result
     }
 
-    async fn pipeline(mut self, mut rx: mpsc::Receiver<PartitionData>) -> Result<(), EngineError> {
+    async fn pipeline(mut self, mut rx: QueueReceiver<SourceFetcher>) -> Result<(), EngineError> {
         let config = PlanConfig {
             verify_crc: self.spec.tuning.verify_crc,
             max_batch_bytes: self.max_batch_bytes,
@@ -67,17 +71,15 @@ impl PartitionTask {
         let mut inflight = InFlight::starting_at(self.position, self.target_position);
         let mut map = OffsetMap::new();
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
-        let mut stashed: Option<PartitionData> = None;
         let mut stopping = false;
         self.publish(&inflight);
         loop {
             if stopping && acks.is_empty() {
                 break;
             }
-            let need = stashed.as_ref().map_or(0, |d| d.records.len());
             tokio::select! {
                 biased;
-                Some((id, source_offset, lease, result)) = acks.next(), if !acks.is_empty() => {
+                Some((id, source_offset, fetched, result)) = acks.next(), if !acks.is_empty() => {
                     let result: Result<ferry_client::Ack, ferry_client::ClientError> = result;
                     let ack = result.map_err(|e| EngineError::Produce {
                         source_tp: self.source.clone(),
@@ -85,7 +87,7 @@ impl PartitionTask {
                         offset: source_offset,
                         error: Box::new(e),
                     })?;
-                    drop::<Arc<Lease>>(lease);
+                    drop::<Bytes>(fetched); // its budget goes back once no batch holds it
                     inflight
                         .ack(id, ack.base_offset)
                         .map_err(|e| self.internal(e.to_string()))?;
@@ -96,27 +98,11 @@ impl PartitionTask {
                     stopping = true;
                     self.fetcher.unassign(&self.source);
                 }
-                lease = self.budget.acquire(need), if stashed.is_some() && !stopping => {
-                    if let Some(data) = stashed.take() {
-                        self.fetcher.resume(&self.source);
-                        self.process(data, lease, &mut planner, &mut inflight, &mut map, &mut acks).await?;
-                    }
-                }
-                data = rx.recv(), if stashed.is_none() && !stopping => {
+                data = rx.recv(), if !stopping => {
                     match data {
                         None => stopping = true,
                         Some(data) => {
-                            match self.budget.try_acquire(data.records.len()) {
-                                Some(lease) => {
-                                    self.process(data, lease, &mut planner, &mut inflight, &mut map, &mut acks).await?;
-                                }
-                                None => {
-                                    // Out of budget: stop fetching this partition
-                                    // until acknowledgements free memory.
-                                    self.fetcher.pause(&self.source);
-                                    stashed = Some(data);
-                                }
-                            }
+                            self.process(data, &mut planner, &mut inflight, &mut map, &mut acks).await?;
                         }
                     }
                 }
@@ -146,7 +132,6 @@ impl PartitionTask {
     async fn process(
         &mut self,
         data: PartitionData,
-        lease: Lease,
         planner: &mut PartitionPlanner,
         inflight: &mut InFlight,
         map: &mut OffsetMap,
@@ -167,7 +152,6 @@ impl PartitionTask {
             })?);
         }
         let plans = planner.plan_fetch(entries, data.aborted_transactions.iter().copied())?;
-        let lease = Arc::new(lease);
         for (next_offset, plan) in plans {
             match plan {
                 Plan::Forward { batch, header } => {
@@ -181,8 +165,10 @@ impl PartitionTask {
                         .map_err(|e| self.produce_error(source_base, e))?;
                     let id = inflight
                         .push_pending(next_offset, Mapping::Contiguous { source_base, count });
-                    let lease = Arc::clone(&lease);
-                    acks.push_back(Box::pin(async move { (id, source_base, lease, ack.await) }));
+                    let fetched = data.records.clone();
+                    acks.push_back(Box::pin(
+                        async move { (id, source_base, fetched, ack.await) },
+                    ));
                 }
                 Plan::Reencode { batches, .. } => {
                     let last = batches.len().saturating_sub(1);
@@ -202,8 +188,8 @@ impl PartitionTask {
                             .await
                             .map_err(|e| self.produce_error(first, e))?;
                         let id = inflight.push_pending(next, Mapping::Records(b.source_offsets));
-                        let lease = Arc::clone(&lease);
-                        acks.push_back(Box::pin(async move { (id, first, lease, ack.await) }));
+                        let fetched = data.records.clone();
+                        acks.push_back(Box::pin(async move { (id, first, fetched, ack.await) }));
                     }
                 }
                 Plan::Skip(_) => {
