@@ -9,7 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Ferry, brokers, client, create, produce, read_all, records, unique, wait_mirrored, write_config,
+    Ferry, brokers, client, create, produce, read_all, records, try_read_all, unique,
+    wait_mirrored, write_config,
 };
 use ferry_wire::batch::RECORD_BATCH_OVERHEAD;
 
@@ -125,5 +126,134 @@ async fn mirrors_record_identically_and_resumes_without_duplicates() {
         "after kill -9: {} partition(s) resumed past the checkpoint by matching the target's tail",
         log.matches("resuming after them").count()
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One process, two flows from the same source: one with prefix naming that
+/// starts at a timestamp, one with identity naming that starts at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_flows_in_one_process_with_their_own_naming_and_start() {
+    let Some((a_addr, b_addr)) = brokers() else {
+        return;
+    };
+    let (a, b) = (client(&a_addr).await, client(&b_addr).await);
+    let dir = std::env::temp_dir().join(unique("ferry-two-flows"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = unique("flows");
+    let (by_time, by_end) = (format!("{prefix}-time"), format!("{prefix}-end"));
+    create(&a, &by_time, 1).await;
+    create(&a, &by_end, 2).await;
+    // Before the cut: neither flow may copy these.
+    produce(&a, &by_time, 0, 3, 1).await;
+    produce(&a, &by_end, 0, 2, 2).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cut = common::now_ms();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    produce(&a, &by_time, 0, 2, 3).await;
+
+    let config = dir.join("flows.toml");
+    let rfc3339 = {
+        let secs = cut / 1000;
+        let millis = cut % 1000;
+        // civil date from days since the epoch (Howard Hinnant's algorithm)
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[clusters.src]
+bootstrap_servers = ["{a_addr}"]
+[clusters.dst]
+bootstrap_servers = ["{b_addr}"]
+[[flows]]
+name = "{prefix}-a"
+source = "src"
+target = "dst"
+topics = ["{by_time}"]
+start = {{ timestamp = "{rfc3339}" }}
+discovery_interval = "1s"
+[[flows]]
+name = "{prefix}-b"
+source = "src"
+target = "dst"
+topics = ["{by_end}"]
+naming = "identity"
+start = "latest"
+discovery_interval = "1s"
+"#
+        ),
+    )
+    .unwrap();
+    let log = dir.join("ferry.log");
+    let ferry = Ferry::start(&config, log.clone());
+    // Produce to the "latest" flow only once both its partitions started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let started = text
+            .lines()
+            .filter(|l| l.contains("partition started") && l.contains(&by_end))
+            .count();
+        if started >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partitions never started:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    produce(&a, &by_end, 1, 2, 4).await;
+    let time_target = format!("src.{by_time}");
+    // Only the 2 batches after the cut, and only the 2 produced after start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (time_src, end_src) = loop {
+        let _ = b
+            .refresh_metadata(Some(&[time_target.as_str(), by_end.as_str()]))
+            .await;
+        let t = records(&try_read_all(&b, &time_target, 0).await.unwrap_or_default());
+        let e0 = records(&try_read_all(&b, &by_end, 0).await.unwrap_or_default());
+        let e1 = records(&try_read_all(&b, &by_end, 1).await.unwrap_or_default());
+        if t.len() >= 100 && e1.len() >= 100 {
+            assert!(
+                e0.is_empty(),
+                "records from before start = latest were copied"
+            );
+            break (t, e1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "time {} end {}",
+            t.len(),
+            e1.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ferry.stop();
+    let src_time = records(&read_all(&a, &by_time, 0).await);
+    assert_eq!(
+        time_src,
+        src_time[150..],
+        "exactly the records at or after the cut"
+    );
+    let src_end = records(&read_all(&a, &by_end, 1).await);
+    assert_eq!(end_src, src_end, "partition 1 got only post-start records");
     let _ = std::fs::remove_dir_all(&dir);
 }

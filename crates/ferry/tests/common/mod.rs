@@ -49,6 +49,20 @@ pub async fn create_with(c: &Client, topic: &str, partitions: i32, configs: &[(&
         .unwrap();
 }
 
+/// Like [`read_all`], but `None` while the topic cannot be read yet (e.g. not created).
+pub async fn try_read_all(c: &Client, topic: &str, partition: i32) -> Option<Vec<RecordBatch>> {
+    let end = c
+        .list_offsets(topic, &[partition], OffsetSpec::Latest)
+        .await
+        .ok()?
+        .first()?
+        .1;
+    if end == 0 {
+        return Some(Vec::new());
+    }
+    Some(read_all(c, topic, partition).await)
+}
+
 pub async fn read_all(c: &Client, topic: &str, partition: i32) -> Vec<RecordBatch> {
     let end = c
         .list_offsets(topic, &[partition], OffsetSpec::Latest)
