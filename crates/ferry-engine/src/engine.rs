@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use crate::EngineError;
 use crate::config::Config;
 use crate::flow::{FlowSpec, FlowStats, run_flow};
+use crate::metrics::Metrics;
 use crate::topics::TopicNaming;
 
 /// What one flow ended with.
@@ -41,15 +42,29 @@ pub struct FlowOutcome {
 pub struct Engine {
     config: Config,
     naming: HashMap<String, Arc<dyn TopicNaming>>,
+    metrics: Metrics,
 }
 
 impl Engine {
     /// An engine for a validated configuration.
     pub fn new(config: Config) -> Self {
+        let metrics = Metrics::new(config.metrics.per_partition);
+        for flow in &config.flows {
+            // Every configured flow counts for readiness from the start.
+            drop(metrics.flow(&flow.name));
+        }
         Self {
             config,
             naming: HashMap::new(),
+            metrics,
         }
+    }
+
+    /// The engine's metrics and readiness: register them in a Prometheus
+    /// registry ([`Metrics::register`]) and ask [`Metrics::is_ready`]. Take
+    /// a clone before [`run`](Self::run).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Replaces the topic naming of flow `flow` (custom naming or filtering
@@ -72,7 +87,10 @@ impl Engine {
                 flow,
                 self.naming.get(&flow.name).cloned(),
             ) {
-                Ok(spec) => spec,
+                Ok(mut spec) => {
+                    spec.metrics = self.metrics.flow(&flow.name);
+                    spec
+                }
                 Err(e) => {
                     outcomes.push(FlowOutcome {
                         flow: flow.name.clone(),

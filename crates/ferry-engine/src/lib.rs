@@ -18,6 +18,7 @@ mod engine;
 mod error;
 pub mod flow;
 pub mod inflight;
+pub mod metrics;
 pub mod offset_map;
 pub mod plan;
 pub mod topics;

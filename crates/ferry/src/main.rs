@@ -1,6 +1,7 @@
 //! The `ferry` command line.
 
 mod cmd;
+mod http;
 
 use std::process::ExitCode;
 

@@ -32,6 +32,7 @@
 mod cluster;
 mod env;
 mod flow;
+mod metrics;
 mod units;
 mod validate;
 
@@ -49,6 +50,7 @@ pub use flow::{
     ConfigFilter, DEFAULT_EXCLUDE_CONFIGS, FlowConfig, Naming, StartPosition, Tuning,
     default_flow_name,
 };
+pub use metrics::MetricsConfig;
 pub use units::{ByteSize, Timestamp, format_duration, parse_duration};
 
 /// The whole configuration: clusters by alias, and the flows between them.
@@ -68,6 +70,9 @@ pub struct Config {
     /// The flows (`[[flows]]`), at least one.
     #[serde(default)]
     pub flows: Vec<FlowConfig>,
+    /// The HTTP metrics and health endpoint (`[metrics]`); off by default.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// One problem in a config: the field it is about and what is wrong.
@@ -144,6 +149,7 @@ impl Config {
         let config = Self {
             clusters: clusters.into_iter().map(|(a, c)| (a.into(), c)).collect(),
             flows,
+            metrics: MetricsConfig::default(),
         };
         config.validate()?;
         Ok(config)

@@ -203,7 +203,7 @@ fn syntax_errors_have_a_line() {
 fn unknown_keys_are_refused_everywhere() {
     assert_eq!(
         problem(&with_flows("[ferry]\nx = 1\n")),
-        "ferry: unknown field `ferry`, expected `clusters` or `flows`"
+        "ferry: unknown field `ferry`, expected one of `clusters`, `flows`, `metrics`"
     );
     let p = problem(&with_flows(&format!(
         "{MINIMAL_FLOW}[flows.tuning]\nmax_inflight = 3\n"

@@ -45,6 +45,7 @@ use crate::EngineError;
 use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
 use crate::config::{Config, ConfigFilter, FlowConfig, StartPosition};
 use crate::inflight::Committed;
+use crate::metrics::{FlowMetrics, Metrics};
 use crate::topics::{TopicNaming, TopicPolicy};
 
 pub use stats::FlowStats;
@@ -91,6 +92,8 @@ pub struct FlowSpec {
     /// Replication factor of created target topics (-1: the broker default).
     pub replication_factor: i16,
     pub tuning: Tuning,
+    /// Where the flow reports its metrics and readiness.
+    pub metrics: FlowMetrics,
 }
 
 impl FlowSpec {
@@ -126,6 +129,7 @@ impl FlowSpec {
             discovery_interval: flow.discovery_interval,
             configs: flow.config_filter().map_err(|e| invalid(e.to_string()))?,
             replication_factor: flow.replication_factor,
+            metrics: Metrics::default().flow(&flow.name),
             tuning: Tuning {
                 memory_budget: t.memory_budget.as_usize(),
                 verify_crc: t.verify_crc,
@@ -196,6 +200,7 @@ pub async fn run_flow(
         let routes = Arc::clone(&routes);
         let mut stop = stop_rx.clone();
         let flow = spec.name.clone();
+        let metrics = spec.metrics.clone();
         tasks.spawn(async move {
             loop {
                 let polled = tokio::select! {
@@ -205,6 +210,10 @@ pub async fn run_flow(
                 let data = match polled {
                     Ok(data) => data,
                     Err(e) => {
+                        metrics.error(
+                            "fetch",
+                            e.kafka_code().and_then(ferry_client::KafkaCode::name),
+                        );
                         tracing::warn!(flow = %flow, error = %e, "fetch failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
@@ -227,6 +236,8 @@ pub async fn run_flow(
     let mut checkpoint_tick = tokio::time::interval(spec.tuning.checkpoint_interval);
     checkpoint_tick.tick().await;
     let mut written: HashMap<TopicPartition, i64> = HashMap::new();
+    let mut stopped_partitions = 0usize;
+    let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
 
     loop {
         tokio::select! {
@@ -241,11 +252,13 @@ pub async fn run_flow(
                 let found = match discovery.run().await {
                     Ok(found) => found,
                     Err(e) => {
+                        spec.metrics.error("discovery", None);
                         tracing::warn!(flow = %spec.name, error = %e, "topic discovery failed; retrying next interval");
                         continue;
                     }
                 };
                 let mut newly_started = false;
+                let mut pending = 0usize;
                 for assignment in found {
                     if started.contains_key(&assignment.source) {
                         continue;
@@ -263,6 +276,8 @@ pub async fn run_flow(
                     {
                         Ok(p) => p,
                         Err(e) => {
+                            pending += 1;
+                            spec.metrics.error("discovery", e.kafka_code().and_then(ferry_client::KafkaCode::name));
                             tracing::warn!(flow = %spec.name, partition = %assignment.source, error = %e, "partition not started; retrying next interval");
                             continue;
                         }
@@ -306,6 +321,10 @@ pub async fn run_flow(
                     };
                     tasks.spawn(task.run(rx));
                 }
+                // Ready: connected (discovery ran) and every partition found has a position.
+                spec.metrics.set_ready(pending == 0);
+                let topics = started.keys().map(|tp| &tp.topic).collect::<std::collections::HashSet<_>>().len();
+                spec.metrics.set_partitions(started.len().saturating_sub(stopped_partitions), stopped_partitions, topics);
                 // Record where each new partition starts on both sides at once:
                 // after a crash before the first periodic checkpoint, the
                 // restart can still match the target's tail (see resume.rs).
@@ -315,9 +334,13 @@ pub async fn run_flow(
                     }
                 }
             }
+            _ = metrics_tick.tick() => {
+                spec.metrics.set_memory(budget.used(), budget.capacity());
+            }
             _ = checkpoint_tick.tick() => {
                 // Positions stay in memory; a failed write is retried next tick.
                 if let Err(e) = write_checkpoints(&store, &spec.name, &positions, &mut written).await {
+                    spec.metrics.error("checkpoint", None);
                     tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
                 }
             }
@@ -325,14 +348,23 @@ pub async fn run_flow(
                 // A partition task ends early only on an error that stops it.
                 match done {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(flow = %spec.name, error = %e, "partition stopped"),
-                    Err(e) => tracing::error!(flow = %spec.name, error = %e, "partition task failed"),
+                    Ok(Err(e)) => {
+                        stopped_partitions += 1;
+                        tracing::error!(flow = %spec.name, error = %e, "partition stopped");
+                    }
+                    Err(e) => {
+                        stopped_partitions += 1;
+                        tracing::error!(flow = %spec.name, error = %e, "partition task failed");
+                    }
                 }
+                let topics = started.keys().map(|tp| &tp.topic).collect::<std::collections::HashSet<_>>().len();
+                spec.metrics.set_partitions(started.len().saturating_sub(stopped_partitions), stopped_partitions, topics);
             }
         }
     }
 
     // Drain: tasks stop taking data and wait for their in-flight batches.
+    spec.metrics.set_ready(false);
     tracing::info!(flow = %spec.name, "draining in-flight batches");
     let _ = stop_tx.send(true);
     while let Some(done) = tasks.join_next().await {

@@ -1,6 +1,7 @@
 //! One source partition's task: plan, send, commit in order.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use ferry_client::{
@@ -14,19 +15,25 @@ use super::queue::QueueReceiver;
 use super::{FlowSpec, FlowStats, Positions, lock};
 use crate::EngineError;
 use crate::inflight::{EntryId, InFlight, Mapping};
+use crate::metrics::{AckedBatch, PartitionMetrics};
 use crate::offset_map::OffsetMap;
 use crate::plan::{PartitionPlanner, Plan, PlanConfig};
 
-/// An acknowledgement with what it settles: the in-flight entry, its first
-/// source offset, and the fetched bytes it came from. Holding those bytes
-/// keeps their response frame charged to the flow's memory budget until the
-/// target has them (re-encoded batches are new memory, but no larger).
-type AckResult = (
-    EntryId,
-    i64,
-    Bytes,
-    Result<ferry_client::Ack, ferry_client::ClientError>,
-);
+/// An acknowledgement with what it settles.
+struct AckResult {
+    /// The in-flight entry.
+    id: EntryId,
+    /// The batch's first source offset (for errors).
+    source_offset: i64,
+    /// The fetched bytes it came from: holding them keeps their response
+    /// frame charged to the flow's memory budget until the target has them
+    /// (re-encoded batches are new memory, but no larger).
+    fetched: Bytes,
+    /// For the metrics (`produce_time` is filled in on arrival).
+    batch: AckedBatch,
+    sent_at: Instant,
+    result: Result<ferry_client::Ack, ferry_client::ClientError>,
+}
 type AckFut = std::pin::Pin<Box<dyn std::future::Future<Output = AckResult> + Send>>;
 
 pub(super) struct PartitionTask {
@@ -71,6 +78,7 @@ impl PartitionTask {
         let mut inflight = InFlight::starting_at(self.position, self.target_position);
         let mut map = OffsetMap::new();
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
+        let mut metrics = self.spec.metrics.partition(&self.source);
         let mut stopping = false;
         self.publish(&inflight);
         loop {
@@ -79,19 +87,32 @@ impl PartitionTask {
             }
             tokio::select! {
                 biased;
-                Some((id, source_offset, fetched, result)) = acks.next(), if !acks.is_empty() => {
-                    let result: Result<ferry_client::Ack, ferry_client::ClientError> = result;
-                    let ack = result.map_err(|e| EngineError::Produce {
-                        source_tp: self.source.clone(),
-                        target_tp: self.target.clone(),
-                        offset: source_offset,
-                        error: Box::new(e),
-                    })?;
-                    drop::<Bytes>(fetched); // its budget goes back once no batch holds it
+                Some(done) = acks.next(), if !acks.is_empty() => {
+                    let done: AckResult = done;
+                    let ack = match done.result {
+                        Ok(ack) => ack,
+                        Err(e) => {
+                            metrics.failed();
+                            self.spec.metrics.error("produce", e.kafka_code().and_then(KafkaCode::name));
+                            return Err(EngineError::Produce {
+                                source_tp: self.source.clone(),
+                                target_tp: self.target.clone(),
+                                offset: done.source_offset,
+                                error: Box::new(e),
+                            });
+                        }
+                    };
+                    drop::<Bytes>(done.fetched); // its budget goes back once no batch holds it
+                    let now = now_ms();
+                    metrics.acknowledged(
+                        &AckedBatch { produce_time: done.sent_at.elapsed(), ..done.batch },
+                        now,
+                    );
                     inflight
-                        .ack(id, ack.base_offset)
+                        .ack(done.id, ack.base_offset)
                         .map_err(|e| self.internal(e.to_string()))?;
                     inflight.advance(&mut map).map_err(|e| self.internal(e.to_string()))?;
+                    metrics.mirrored(inflight.committed().source_offset, now);
                     self.publish(&inflight);
                 }
                 _ = self.stop.changed(), if !stopping => {
@@ -102,7 +123,7 @@ impl PartitionTask {
                     match data {
                         None => stopping = true,
                         Some(data) => {
-                            self.process(data, &mut planner, &mut inflight, &mut map, &mut acks).await?;
+                            self.process(data, &mut planner, &mut inflight, &mut map, &mut acks, &mut metrics).await?;
                         }
                     }
                 }
@@ -136,13 +157,18 @@ impl PartitionTask {
         inflight: &mut InFlight,
         map: &mut OffsetMap,
         acks: &mut FuturesOrdered<AckFut>,
+        metrics: &mut PartitionMetrics,
     ) -> Result<(), EngineError> {
         if let Some(code) = data.error {
-            return self.partition_error(code, planner, inflight, map).await;
+            self.spec.metrics.error("partition", code.name());
+            return self
+                .partition_error(code, planner, inflight, map, metrics)
+                .await;
         }
         if data.fetch_offset != planner.position() {
             return Ok(()); // fetched before a seek: stale
         }
+        metrics.fetched(data.high_watermark, data.last_stable_offset, now_ms());
         let mut entries = Vec::new();
         for entry in BatchIter::new(data.records.clone()) {
             entries.push(entry.map_err(|source| EngineError::BadBatch {
@@ -158,6 +184,13 @@ impl PartitionTask {
                     let source_base = batch.header().base_offset;
                     let count = i64::from(batch.header().last_offset_delta) + 1;
                     self.stats.forwarded(batch.len(), count);
+                    let acked = AckedBatch {
+                        forwarded: true,
+                        bytes: batch.len(),
+                        records: count,
+                        max_timestamp: batch.header().max_timestamp,
+                        produce_time: std::time::Duration::ZERO,
+                    };
                     let ack = self
                         .producer
                         .send(&self.target, batch, header)
@@ -166,9 +199,18 @@ impl PartitionTask {
                     let id = inflight
                         .push_pending(next_offset, Mapping::Contiguous { source_base, count });
                     let fetched = data.records.clone();
-                    acks.push_back(Box::pin(
-                        async move { (id, source_base, fetched, ack.await) },
-                    ));
+                    metrics.sent();
+                    let sent_at = Instant::now();
+                    acks.push_back(Box::pin(async move {
+                        AckResult {
+                            id,
+                            source_offset: source_base,
+                            fetched,
+                            batch: acked,
+                            sent_at,
+                            result: ack.await,
+                        }
+                    }));
                 }
                 Plan::Reencode { batches, .. } => {
                     let last = batches.len().saturating_sub(1);
@@ -182,6 +224,13 @@ impl PartitionTask {
                         let records = i64::try_from(b.source_offsets.len()).unwrap_or(i64::MAX);
                         self.stats.reencoded(b.batch.len(), records);
                         let header = *b.batch.header();
+                        let acked = AckedBatch {
+                            forwarded: false,
+                            bytes: b.batch.len(),
+                            records,
+                            max_timestamp: header.max_timestamp,
+                            produce_time: std::time::Duration::ZERO,
+                        };
                         let ack = self
                             .producer
                             .send(&self.target, b.batch, header)
@@ -189,11 +238,23 @@ impl PartitionTask {
                             .map_err(|e| self.produce_error(first, e))?;
                         let id = inflight.push_pending(next, Mapping::Records(b.source_offsets));
                         let fetched = data.records.clone();
-                        acks.push_back(Box::pin(async move { (id, first, fetched, ack.await) }));
+                        metrics.sent();
+                        let sent_at = Instant::now();
+                        acks.push_back(Box::pin(async move {
+                            AckResult {
+                                id,
+                                source_offset: first,
+                                fetched,
+                                batch: acked,
+                                sent_at,
+                                result: ack.await,
+                            }
+                        }));
                     }
                 }
                 Plan::Skip(_) => {
                     self.stats.skipped();
+                    metrics.skipped();
                     inflight.push_skip(next_offset);
                 }
             }
@@ -222,6 +283,7 @@ impl PartitionTask {
         planner: &mut PartitionPlanner,
         inflight: &mut InFlight,
         map: &mut OffsetMap,
+        metrics: &mut PartitionMetrics,
     ) -> Result<(), EngineError> {
         let position = planner.position();
         let stop = EngineError::SourcePartition {
@@ -262,6 +324,7 @@ impl PartitionTask {
             "source retention deleted records before they were replicated; continuing at the log start"
         );
         self.stats.lost(lost);
+        metrics.lost(lost);
         *planner = PartitionPlanner::new(self.source.clone(), earliest, *planner.config());
         inflight.push_skip(earliest);
         inflight
@@ -271,4 +334,10 @@ impl PartitionTask {
         self.fetcher.assign(self.source.clone(), earliest);
         Ok(())
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -39,10 +39,18 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let outcomes = runtime.block_on(async {
         // Handlers go in before anything else: a SIGTERM during start-up must
         // still mean "drain and checkpoint", not the default instant death.
-        let shutdown = shutdown_signal()?;
-        Ok::<_, std::io::Error>(Engine::new(config).run(shutdown).await)
+        let shutdown = shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
+        let listen = config.metrics.listen;
+        let engine = Engine::new(config);
+        if let Some(addr) = listen {
+            let bound = crate::http::serve(addr, engine.metrics().clone())
+                .await
+                .with_context(|| format!("cannot listen on {addr} for [metrics] listen"))?;
+            tracing::info!(address = %bound, "serving /metrics, /health and /ready");
+        }
+        Ok::<_, anyhow::Error>(engine.run(shutdown).await)
     });
-    let outcomes = outcomes.context("cannot install the SIGTERM/SIGINT handlers")?;
+    let outcomes = outcomes?;
     let mut failed = false;
     for o in outcomes {
         match o.result {

@@ -1,0 +1,604 @@
+//! Prometheus metrics of running flows, and the readiness behind `/ready`.
+//!
+//! [`Metrics`] owns every metric family; an embedder registers them in its
+//! own [`Registry`] with [`Metrics::register`]. Each flow takes a
+//! [`FlowMetrics`] (handles with the flow's labels resolved once) and each
+//! partition task a [`PartitionMetrics`], so the per-batch cost is a few
+//! atomic adds, no label lookups.
+//!
+//! Per-partition series (offsets, lag, per-partition counters) can be
+//! switched off for clusters with tens of thousands of partitions; the
+//! per-flow series are always there.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ferry_client::TopicPartition;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlowLabels {
+    flow: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    flow: String,
+    /// `forwarded` (fast path), `reencoded` (slow path) or `skipped`.
+    path: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    flow: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    flow: String,
+    /// Where: `fetch`, `produce`, `partition`, `discovery`, `checkpoint`.
+    during: &'static str,
+    /// The Kafka error name, or `other` for errors without a Kafka code.
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    flow: String,
+    topic: String,
+    partition: i32,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latencies from 1 ms to ~9 h (factor 2.5): replication latency during a
+/// catch-up is the age of old data.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.5, 18))
+}
+
+/// Every metric of the engine. Cheap to clone (clones share the series).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    per_partition: bool,
+    ready: Arc<Mutex<BTreeMap<String, bool>>>,
+    flow_ready: Family<FlowLabels, Gauge>,
+    records: Family<FlowLabels, Counter>,
+    bytes: Family<FlowLabels, Counter>,
+    batches: Family<PathLabels, Counter>,
+    offsets_lost: Family<FlowLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    produce_latency: HistogramFamily<FlowLabels>,
+    replication_latency: HistogramFamily<FlowLabels>,
+    inflight: Family<FlowLabels, Gauge>,
+    memory_used: Family<FlowLabels, Gauge>,
+    memory_budget: Family<FlowLabels, Gauge>,
+    partitions: Family<StateLabels, Gauge>,
+    topics: Family<FlowLabels, Gauge>,
+    high_watermark: Family<PartitionLabels, Gauge>,
+    last_stable_offset: Family<PartitionLabels, Gauge>,
+    mirrored_offset: Family<PartitionLabels, Gauge>,
+    lag_records: Family<PartitionLabels, Gauge>,
+    lag_seconds: Family<PartitionLabels, FloatGauge>,
+    partition_records: Family<PartitionLabels, Counter>,
+    partition_bytes: Family<PartitionLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(true)
+    }
+}
+
+impl Metrics {
+    /// Metrics with or without the per-partition series.
+    pub fn new(per_partition: bool) -> Self {
+        Self {
+            per_partition,
+            ready: Arc::default(),
+            flow_ready: Family::default(),
+            records: Family::default(),
+            bytes: Family::default(),
+            batches: Family::default(),
+            offsets_lost: Family::default(),
+            errors: Family::default(),
+            produce_latency: Family::new_with_constructor(latency_histogram),
+            replication_latency: Family::new_with_constructor(latency_histogram),
+            inflight: Family::default(),
+            memory_used: Family::default(),
+            memory_budget: Family::default(),
+            partitions: Family::default(),
+            topics: Family::default(),
+            high_watermark: Family::default(),
+            last_stable_offset: Family::default(),
+            mirrored_offset: Family::default(),
+            lag_records: Family::default(),
+            lag_seconds: Family::default(),
+            partition_records: Family::default(),
+            partition_bytes: Family::default(),
+        }
+    }
+
+    /// Adds every family to `registry` (names get the registry's prefix, if
+    /// any; `ferry run` uses `ferry`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "flow_ready",
+            "1 once the flow is connected to both clusters and every partition it found has a position",
+            self.flow_ready.clone(),
+        );
+        registry.register(
+            "records",
+            "Records written to the target (control and aborted records excluded)",
+            self.records.clone(),
+        );
+        registry.register_with_unit(
+            "mirrored",
+            "Record batch bytes written to the target",
+            Unit::Bytes,
+            self.bytes.clone(),
+        );
+        registry.register(
+            "batches",
+            "Source batches by path: forwarded as they are, reencoded (slow path), or skipped",
+            self.batches.clone(),
+        );
+        registry.register(
+            "source_offsets_lost",
+            "Source offsets deleted by retention before ferry read them",
+            self.offsets_lost.clone(),
+        );
+        registry.register(
+            "errors",
+            "Errors by where they happened and Kafka error code",
+            self.errors.clone(),
+        );
+        registry.register_with_unit(
+            "produce_latency",
+            "Time from handing a batch to the producer to its acknowledgement",
+            Unit::Seconds,
+            self.produce_latency.clone(),
+        );
+        registry.register_with_unit(
+            "replication_latency",
+            "Time from the batch's last source timestamp to its acknowledgement by the target",
+            Unit::Seconds,
+            self.replication_latency.clone(),
+        );
+        registry.register(
+            "inflight_batches",
+            "Batches sent to the target and not yet acknowledged",
+            self.inflight.clone(),
+        );
+        registry.register_with_unit(
+            "memory_used",
+            "Fetched bytes held until the target acknowledges them",
+            Unit::Bytes,
+            self.memory_used.clone(),
+        );
+        registry.register_with_unit(
+            "memory_budget",
+            "The configured memory budget",
+            Unit::Bytes,
+            self.memory_budget.clone(),
+        );
+        registry.register(
+            "partitions",
+            "Source partitions by state (running, stopped)",
+            self.partitions.clone(),
+        );
+        registry.register("topics", "Source topics mirrored", self.topics.clone());
+        if self.per_partition {
+            registry.register(
+                "source_high_watermark",
+                "The source partition's high watermark at the last fetch",
+                self.high_watermark.clone(),
+            );
+            registry.register(
+                "source_last_stable_offset",
+                "The source partition's last stable offset at the last fetch",
+                self.last_stable_offset.clone(),
+            );
+            registry.register(
+                "mirrored_offset",
+                "The next source offset to mirror: everything before it is acknowledged by the target",
+                self.mirrored_offset.clone(),
+            );
+            registry.register(
+                "lag_records",
+                "Source offsets not yet mirrored (last stable offset minus mirrored offset)",
+                self.lag_records.clone(),
+            );
+            registry.register_with_unit(
+                "lag",
+                "Age of the last mirrored batch while the partition lags; 0 when caught up",
+                Unit::Seconds,
+                self.lag_seconds.clone(),
+            );
+            registry.register(
+                "partition_records",
+                "Records written to the target, per partition",
+                self.partition_records.clone(),
+            );
+            registry.register_with_unit(
+                "partition_mirrored",
+                "Record batch bytes written to the target, per partition",
+                Unit::Bytes,
+                self.partition_bytes.clone(),
+            );
+        }
+    }
+
+    /// Handles for flow `flow`; the flow counts as not ready until it says so.
+    pub fn flow(&self, flow: &str) -> FlowMetrics {
+        let labels = FlowLabels {
+            flow: flow.to_owned(),
+        };
+        self.set_ready(flow, false);
+        let path = |path| PathLabels {
+            flow: flow.to_owned(),
+            path,
+        };
+        FlowMetrics {
+            metrics: self.clone(),
+            name: flow.to_owned(),
+            records: self.records.get_or_create_owned(&labels),
+            bytes: self.bytes.get_or_create_owned(&labels),
+            forwarded: self.batches.get_or_create_owned(&path("forwarded")),
+            reencoded: self.batches.get_or_create_owned(&path("reencoded")),
+            skipped: self.batches.get_or_create_owned(&path("skipped")),
+            offsets_lost: self.offsets_lost.get_or_create_owned(&labels),
+            produce_latency: self.produce_latency.get_or_create_owned(&labels),
+            replication_latency: self.replication_latency.get_or_create_owned(&labels),
+            inflight: self.inflight.get_or_create_owned(&labels),
+            memory_used: self.memory_used.get_or_create_owned(&labels),
+            memory_budget: self.memory_budget.get_or_create_owned(&labels),
+            topics: self.topics.get_or_create_owned(&labels),
+            running: self.partitions.get_or_create_owned(&StateLabels {
+                flow: flow.to_owned(),
+                state: "running",
+            }),
+            stopped: self.partitions.get_or_create_owned(&StateLabels {
+                flow: flow.to_owned(),
+                state: "stopped",
+            }),
+        }
+    }
+
+    /// Whether every flow known to these metrics is ready (and there is one).
+    pub fn is_ready(&self) -> bool {
+        let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        !ready.is_empty() && ready.values().all(|r| *r)
+    }
+
+    /// Flows that are not ready, by name.
+    pub fn not_ready(&self) -> Vec<String> {
+        let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        ready
+            .iter()
+            .filter(|(_, r)| !**r)
+            .map(|(f, _)| f.clone())
+            .collect()
+    }
+
+    fn set_ready(&self, flow: &str, ready: bool) {
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(flow.to_owned(), ready);
+        self.flow_ready
+            .get_or_create(&FlowLabels {
+                flow: flow.to_owned(),
+            })
+            .set(i64::from(ready));
+    }
+}
+
+/// One flow's handles.
+#[derive(Clone, Debug)]
+pub struct FlowMetrics {
+    metrics: Metrics,
+    name: String,
+    records: Counter,
+    bytes: Counter,
+    forwarded: Counter,
+    reencoded: Counter,
+    skipped: Counter,
+    offsets_lost: Counter,
+    produce_latency: Histogram,
+    replication_latency: Histogram,
+    inflight: Gauge,
+    memory_used: Gauge,
+    memory_budget: Gauge,
+    topics: Gauge,
+    running: Gauge,
+    stopped: Gauge,
+}
+
+fn count(n: impl TryInto<u64>) -> u64 {
+    n.try_into().unwrap_or(0)
+}
+
+fn as_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl FlowMetrics {
+    /// Handles for one partition of this flow.
+    pub fn partition(&self, tp: &TopicPartition) -> PartitionMetrics {
+        let series = self.metrics.per_partition.then(|| {
+            let labels = PartitionLabels {
+                flow: self.name.clone(),
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+            };
+            let m = &self.metrics;
+            PartitionSeries {
+                high_watermark: m.high_watermark.get_or_create_owned(&labels),
+                last_stable_offset: m.last_stable_offset.get_or_create_owned(&labels),
+                mirrored_offset: m.mirrored_offset.get_or_create_owned(&labels),
+                lag_records: m.lag_records.get_or_create_owned(&labels),
+                lag_seconds: m.lag_seconds.get_or_create_owned(&labels),
+                records: m.partition_records.get_or_create_owned(&labels),
+                bytes: m.partition_bytes.get_or_create_owned(&labels),
+            }
+        });
+        PartitionMetrics {
+            flow: self.clone(),
+            series,
+            last_stable: -1,
+            mirrored: -1,
+            last_timestamp: None,
+        }
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.metrics.set_ready(&self.name, ready);
+    }
+
+    pub fn set_memory(&self, used: usize, budget: usize) {
+        self.memory_used.set(as_i64(used));
+        self.memory_budget.set(as_i64(budget));
+    }
+
+    pub fn set_partitions(&self, running: usize, stopped: usize, topics: usize) {
+        self.running.set(as_i64(running));
+        self.stopped.set(as_i64(stopped));
+        self.topics.set(as_i64(topics));
+    }
+
+    /// An error during `during` (fetch, produce, partition, discovery,
+    /// checkpoint), by Kafka error name or `other`.
+    pub fn error(&self, during: &'static str, code: Option<&str>) {
+        self.metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                flow: self.name.clone(),
+                during,
+                code: code.unwrap_or("other").to_owned(),
+            })
+            .inc();
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PartitionSeries {
+    high_watermark: Gauge,
+    last_stable_offset: Gauge,
+    mirrored_offset: Gauge,
+    lag_records: Gauge,
+    lag_seconds: FloatGauge,
+    records: Counter,
+    bytes: Counter,
+}
+
+/// One partition task's handles and what it last saw.
+#[derive(Debug)]
+pub struct PartitionMetrics {
+    flow: FlowMetrics,
+    series: Option<PartitionSeries>,
+    last_stable: i64,
+    mirrored: i64,
+    /// Max timestamp (ms) of the last acknowledged batch.
+    last_timestamp: Option<i64>,
+}
+
+impl PartitionMetrics {
+    /// The source's offsets as of the latest fetch.
+    pub fn fetched(&mut self, high_watermark: i64, last_stable_offset: i64, now_ms: i64) {
+        // read_committed fetches report the LSO; otherwise it is -1.
+        let stable = if last_stable_offset >= 0 {
+            last_stable_offset
+        } else {
+            high_watermark
+        };
+        if stable >= 0 {
+            self.last_stable = stable;
+        }
+        if let Some(s) = &self.series {
+            s.high_watermark.set(high_watermark);
+            s.last_stable_offset.set(last_stable_offset);
+        }
+        self.update_lag(now_ms);
+    }
+
+    pub fn sent(&self) {
+        self.flow.inflight.inc();
+    }
+
+    pub fn skipped(&self) {
+        self.flow.skipped.inc();
+    }
+
+    pub fn lost(&self, offsets: i64) {
+        self.flow.offsets_lost.inc_by(count(offsets));
+    }
+
+    /// A batch acknowledged by the target: `forwarded` (fast path) or
+    /// re-encoded, its size and records, its newest source timestamp, and
+    /// how long the produce took.
+    pub fn acknowledged(&mut self, ack: &AckedBatch, now_ms: i64) {
+        let f = &self.flow;
+        f.inflight.dec();
+        if ack.forwarded {
+            f.forwarded.inc();
+        } else {
+            f.reencoded.inc();
+        }
+        f.records.inc_by(count(ack.records));
+        f.bytes.inc_by(count(ack.bytes));
+        f.produce_latency.observe(ack.produce_time.as_secs_f64());
+        if ack.max_timestamp > 0 {
+            #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
+            let age = (now_ms - ack.max_timestamp).max(0) as f64 / 1000.0;
+            f.replication_latency.observe(age);
+            self.last_timestamp = Some(ack.max_timestamp);
+        }
+        if let Some(s) = &self.series {
+            s.records.inc_by(count(ack.records));
+            s.bytes.inc_by(count(ack.bytes));
+        }
+    }
+
+    /// A batch that failed (its in-flight slot is free again).
+    pub fn failed(&self) {
+        self.flow.inflight.dec();
+    }
+
+    /// Everything before `offset` is on the target.
+    pub fn mirrored(&mut self, offset: i64, now_ms: i64) {
+        self.mirrored = offset;
+        if let Some(s) = &self.series {
+            s.mirrored_offset.set(offset);
+        }
+        self.update_lag(now_ms);
+    }
+
+    fn update_lag(&self, now_ms: i64) {
+        let Some(s) = &self.series else {
+            return;
+        };
+        if self.last_stable < 0 || self.mirrored < 0 {
+            return;
+        }
+        let lag = (self.last_stable - self.mirrored).max(0);
+        s.lag_records.set(lag);
+        let age = match self.last_timestamp {
+            #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
+            Some(t) if lag > 0 => (now_ms - t).max(0) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        s.lag_seconds.set(age);
+    }
+}
+
+/// What [`PartitionMetrics::acknowledged`] records about one batch.
+#[derive(Debug, Clone, Copy)]
+pub struct AckedBatch {
+    pub forwarded: bool,
+    pub bytes: usize,
+    pub records: i64,
+    pub max_timestamp: i64,
+    pub produce_time: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn scrape(m: &Metrics) -> String {
+        let mut registry = Registry::with_prefix("ferry");
+        m.register(&mut registry);
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn counts_lag_and_readiness_show_up_in_the_exposition() {
+        let m = Metrics::new(true);
+        let flow = m.flow("east-west");
+        assert!(!m.is_ready());
+        let mut p = flow.partition(&TopicPartition::new("orders", 3));
+        p.fetched(120, 100, 10_000);
+        p.sent();
+        p.acknowledged(
+            &AckedBatch {
+                forwarded: true,
+                bytes: 4096,
+                records: 40,
+                max_timestamp: 9_000,
+                produce_time: Duration::from_millis(3),
+            },
+            10_000,
+        );
+        p.mirrored(40, 10_000);
+        flow.set_ready(true);
+        assert!(m.is_ready());
+        let text = scrape(&m);
+        for line in [
+            "ferry_records_total{flow=\"east-west\"} 40",
+            "ferry_mirrored_bytes_total{flow=\"east-west\"} 4096",
+            "ferry_batches_total{flow=\"east-west\",path=\"forwarded\"} 1",
+            "ferry_inflight_batches{flow=\"east-west\"} 0",
+            "ferry_flow_ready{flow=\"east-west\"} 1",
+            "ferry_lag_records{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 60",
+            "ferry_lag_seconds{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 1.0",
+            "ferry_mirrored_offset{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 40",
+            "ferry_source_last_stable_offset{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 100",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        // Caught up: no lag, in records or seconds.
+        p.mirrored(100, 20_000);
+        let text = scrape(&m);
+        assert!(
+            text.contains(
+                "ferry_lag_records{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 0"
+            )
+        );
+        assert!(text.contains(
+            "ferry_lag_seconds{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 0.0"
+        ));
+    }
+
+    #[test]
+    fn per_partition_series_can_be_switched_off() {
+        let m = Metrics::new(false);
+        let flow = m.flow("f");
+        let mut p = flow.partition(&TopicPartition::new("t", 0));
+        p.fetched(10, 10, 0);
+        p.mirrored(5, 0);
+        let text = scrape(&m);
+        assert!(!text.contains("partition=\""), "{text}");
+        assert!(text.contains("ferry_records_total{flow=\"f\"} 0"));
+    }
+
+    #[test]
+    fn errors_are_counted_by_code() {
+        let m = Metrics::new(true);
+        let flow = m.flow("f");
+        flow.error("produce", Some("NOT_LEADER_OR_FOLLOWER"));
+        flow.error("produce", Some("NOT_LEADER_OR_FOLLOWER"));
+        flow.error("discovery", None);
+        let text = scrape(&m);
+        assert!(text.contains(
+            "ferry_errors_total{flow=\"f\",during=\"produce\",code=\"NOT_LEADER_OR_FOLLOWER\"} 2"
+        ));
+        assert!(
+            text.contains("ferry_errors_total{flow=\"f\",during=\"discovery\",code=\"other\"} 1")
+        );
+    }
+}
