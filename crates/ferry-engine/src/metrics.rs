@@ -84,6 +84,7 @@ pub struct Metrics {
     memory_budget: Family<FlowLabels, Gauge>,
     partitions: Family<StateLabels, Gauge>,
     topics: Family<FlowLabels, Gauge>,
+    flow_lag: Family<FlowLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
     last_stable_offset: Family<PartitionLabels, Gauge>,
     mirrored_offset: Family<PartitionLabels, Gauge>,
@@ -118,6 +119,7 @@ impl Metrics {
             memory_budget: Family::default(),
             partitions: Family::default(),
             topics: Family::default(),
+            flow_lag: Family::default(),
             high_watermark: Family::default(),
             last_stable_offset: Family::default(),
             mirrored_offset: Family::default(),
@@ -197,6 +199,11 @@ impl Metrics {
             self.partitions.clone(),
         );
         registry.register("topics", "Source topics mirrored", self.topics.clone());
+        registry.register(
+            "flow_lag_records",
+            "Source offsets not yet mirrored, summed over the flow's partitions",
+            self.flow_lag.clone(),
+        );
         if self.per_partition {
             registry.register(
                 "source_high_watermark",
@@ -263,6 +270,7 @@ impl Metrics {
             memory_used: self.memory_used.get_or_create_owned(&labels),
             memory_budget: self.memory_budget.get_or_create_owned(&labels),
             topics: self.topics.get_or_create_owned(&labels),
+            lag: self.flow_lag.get_or_create_owned(&labels),
             running: self.partitions.get_or_create_owned(&StateLabels {
                 flow: flow.to_owned(),
                 state: "running",
@@ -320,6 +328,8 @@ pub struct FlowMetrics {
     memory_used: Gauge,
     memory_budget: Gauge,
     topics: Gauge,
+    /// Sum of the partitions' lag in records.
+    lag: Gauge,
     running: Gauge,
     stopped: Gauge,
 }
@@ -358,11 +368,22 @@ impl FlowMetrics {
             last_stable: -1,
             mirrored: -1,
             last_timestamp: None,
+            lag: 0,
         }
     }
 
     pub fn set_ready(&self, ready: bool) {
         self.metrics.set_ready(&self.name, ready);
+    }
+
+    /// Source offsets not yet mirrored, over every partition of the flow.
+    pub fn lag_records(&self) -> i64 {
+        self.lag.get()
+    }
+
+    /// Records written to the target so far.
+    pub fn records_total(&self) -> u64 {
+        self.records.get()
     }
 
     pub fn set_memory(&self, used: usize, budget: usize) {
@@ -410,6 +431,8 @@ pub struct PartitionMetrics {
     mirrored: i64,
     /// Max timestamp (ms) of the last acknowledged batch.
     last_timestamp: Option<i64>,
+    /// This partition's share of the flow's lag gauge.
+    lag: i64,
 }
 
 impl PartitionMetrics {
@@ -483,14 +506,16 @@ impl PartitionMetrics {
         self.update_lag(now_ms);
     }
 
-    fn update_lag(&self, now_ms: i64) {
-        let Some(s) = &self.series else {
-            return;
-        };
+    fn update_lag(&mut self, now_ms: i64) {
         if self.last_stable < 0 || self.mirrored < 0 {
             return;
         }
         let lag = (self.last_stable - self.mirrored).max(0);
+        self.flow.lag.inc_by(lag - self.lag);
+        self.lag = lag;
+        let Some(s) = &self.series else {
+            return;
+        };
         s.lag_records.set(lag);
         let age = match self.last_timestamp {
             #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
@@ -498,6 +523,13 @@ impl PartitionMetrics {
             _ => 0.0,
         };
         s.lag_seconds.set(age);
+    }
+}
+
+impl Drop for PartitionMetrics {
+    fn drop(&mut self) {
+        // A stopped partition no longer counts towards the flow's lag.
+        self.flow.lag.dec_by(self.lag);
     }
 }
 
@@ -545,6 +577,7 @@ mod tests {
             10_000,
         );
         p.mirrored(40, 10_000);
+        assert_eq!(flow.lag_records(), 60);
         flow.set_ready(true);
         assert!(m.is_ready());
         let text = scrape(&m);

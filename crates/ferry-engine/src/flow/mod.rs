@@ -151,6 +151,61 @@ impl FlowSpec {
     }
 }
 
+/// How often a lagging flow logs its catch-up progress.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Catch-up progress between two reports: records mirrored per second and
+/// the time left at that rate.
+#[derive(Debug)]
+struct Progress {
+    records: u64,
+    at: std::time::Instant,
+    caught_up: bool,
+}
+
+impl Progress {
+    fn new(records: u64) -> Self {
+        Self {
+            records,
+            at: std::time::Instant::now(),
+            caught_up: true,
+        }
+    }
+
+    /// A log line for the interval ending now, or `None` while caught up
+    /// (one line when the flow catches up).
+    fn report(&mut self, records: u64, lag: i64) -> Option<String> {
+        let elapsed = self.at.elapsed().as_secs_f64();
+        let done = records.saturating_sub(self.records);
+        self.records = records;
+        self.at = std::time::Instant::now();
+        if lag <= 0 {
+            let was_behind = !self.caught_up;
+            self.caught_up = true;
+            return was_behind.then(|| "caught up with the source".to_owned());
+        }
+        self.caught_up = false;
+        #[allow(clippy::cast_precision_loss)] // rates: exactness does not matter
+        let rate = if elapsed > 0.0 {
+            done as f64 / elapsed
+        } else {
+            0.0
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let left = if rate > 0.0 {
+            let secs = lag as f64 / rate;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped first
+            let whole = Duration::from_secs(secs.clamp(1.0, 1e9).round() as u64);
+            format!("about {} left", crate::config::format_duration(whole))
+        } else {
+            "no progress in the last interval".to_owned()
+        };
+        Some(format!(
+            "catching up: {lag} records behind, {rate:.0} records/s, {left}"
+        ))
+    }
+}
+
 /// Committed positions of every partition of a flow, shared with the checkpointer.
 type Positions = Arc<Mutex<HashMap<TopicPartition, (String, Committed)>>>;
 
@@ -238,6 +293,9 @@ pub async fn run_flow(
     let mut written: HashMap<TopicPartition, i64> = HashMap::new();
     let mut stopped_partitions = 0usize;
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut progress = Progress::new(spec.metrics.records_total());
+    let mut progress_tick = tokio::time::interval(PROGRESS_INTERVAL);
+    progress_tick.tick().await;
 
     loop {
         tokio::select! {
@@ -336,6 +394,12 @@ pub async fn run_flow(
             }
             _ = metrics_tick.tick() => {
                 spec.metrics.set_memory(budget.used(), budget.capacity());
+            }
+            _ = progress_tick.tick() => {
+                let lag = spec.metrics.lag_records();
+                if let Some(line) = progress.report(spec.metrics.records_total(), lag) {
+                    tracing::info!(flow = %spec.name, behind = lag, "{line}");
+                }
             }
             _ = checkpoint_tick.tick() => {
                 // Positions stay in memory; a failed write is retried next tick.
@@ -481,4 +545,28 @@ async fn write_checkpoints(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reports_rate_and_time_left_then_one_caught_up_line() {
+        let mut p = Progress::new(0);
+        p.at -= Duration::from_secs(10);
+        let line = p.report(1_000, 5_000).unwrap_or_default();
+        assert!(
+            line.starts_with("catching up: 5000 records behind, 100 records/s, about "),
+            "{line}"
+        );
+        p.at -= Duration::from_secs(10);
+        let line = p.report(1_000, 4_000).unwrap_or_default();
+        assert!(line.contains("no progress"), "{line}");
+        assert_eq!(
+            p.report(2_000, 0).as_deref(),
+            Some("caught up with the source")
+        );
+        assert_eq!(p.report(2_000, 0), None, "said once");
+    }
 }

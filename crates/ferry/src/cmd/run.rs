@@ -15,6 +15,15 @@ pub struct Args {
     /// The config file (TOML; see docs/configuration.md).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: PathBuf,
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -23,12 +32,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     // RUST_LOG as usual (e.g. RUST_LOG=info,ferry_client=debug); info by default.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
