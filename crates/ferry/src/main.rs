@@ -31,6 +31,9 @@ enum Command {
     /// Mirror the configured flows until SIGTERM/SIGINT, then drain
     /// in-flight batches and write final checkpoints.
     Run(cmd::run::Args),
+    /// One screen per flow: state, lag, rate and errors, from the running
+    /// instance (`[metrics] listen`) or else from the clusters' checkpoints.
+    Status(cmd::status::Args),
     /// Compare every mirrored partition with its source, record by record,
     /// aligned by the flows' checkpoints (exit 1 on any difference).
     Verify(cmd::verify::Args),
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Verify(args) => cmd::verify::run(&args),
+        Command::Status(args) => cmd::status::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -194,6 +194,35 @@ async fn metrics_match_what_was_mirrored_and_ready_needs_every_flow_connected() 
     );
     assert!(text.contains("ferry_produce_latency_seconds_bucket"));
     assert_eq!(get(&addr, "/nope").0, 404);
+
+    // `ferry status` from the running instance, then from the checkpoints.
+    let status = |addr: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["status", "--config"])
+            .arg(&config)
+            .args(["--address", addr])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let live = status(&addr);
+    let line = live.lines().find(|l| l.contains(&flow)).unwrap_or_default();
+    assert!(live.contains("(live)"), "{live}");
+    assert!(
+        line.contains("ready") && line.contains("2 running") && line.contains(" 300 "),
+        "{live}"
+    );
     ferry.stop();
+    let offline = status(&addr);
+    let line = offline
+        .lines()
+        .find(|l| l.contains(&flow))
+        .unwrap_or_default();
+    assert!(offline.contains("no running ferry answers"), "{offline}");
+    assert!(
+        line.contains("not running") && line.contains("2 checkpointed"),
+        "{offline}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,7 @@ pub mod check;
 pub mod inspect;
 pub mod replay;
 pub mod run;
+pub mod status;
 pub mod verify;
 
 /// sysexits' EX_USAGE: the config is wrong.

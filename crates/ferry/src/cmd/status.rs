@@ -1,0 +1,326 @@
+//! `ferry status`: one screen per configuration — each flow's state, lag,
+//! rate and errors.
+//!
+//! From the running instance when the config has `[metrics] listen` and it
+//! answers (two scrapes one second apart give the rate); otherwise computed
+//! from the clusters: the flows' checkpoints on the target against the
+//! source's end offsets (no rate, and positions only as fresh as the last
+//! checkpoint).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ferry_client::{Client, OffsetSpec};
+use ferry_engine::checkpoint::{CHECKPOINT_TOPIC, CheckpointStore};
+use ferry_engine::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The config file (TOML; see docs/configuration.md).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Ask the instance at this address instead of `[metrics] listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    address: Option<SocketAddr>,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let config = match super::load_config(&args.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let address = args.address.or(config.metrics.listen).map(|mut a| {
+        if a.ip().is_unspecified() {
+            a.set_ip([127, 0, 0, 1].into()); // listening everywhere: ask locally
+        }
+        a
+    });
+    if let Some(addr) = address {
+        match from_instance(addr) {
+            Ok(rows) => {
+                println!("ferry at {addr} (live):");
+                print_table(&rows, true);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => println!("no running ferry answers at {addr} ({e:#}); from the clusters:"),
+        }
+    } else {
+        println!("no [metrics] listen configured; from the clusters:");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let rows = runtime.block_on(from_clusters(&config));
+    print_table(&rows, false);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of the table.
+#[derive(Debug, Default, Clone)]
+struct Row {
+    flow: String,
+    state: String,
+    partitions: String,
+    lag_records: Option<f64>,
+    lag_seconds: Option<f64>,
+    records_per_s: Option<f64>,
+    records: Option<f64>,
+    last_error: String,
+}
+
+fn print_table(rows: &[Row], live: bool) {
+    let num =
+        |v: Option<f64>, unit: &str| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}{unit}"));
+    let header = [
+        "FLOW",
+        "STATE",
+        "PARTITIONS",
+        "LAG",
+        "LAG AGE",
+        "RATE",
+        "MIRRORED",
+        "ERRORS",
+    ];
+    let mut lines: Vec<[String; 8]> = vec![header.map(str::to_owned)];
+    for r in rows {
+        lines.push([
+            r.flow.clone(),
+            r.state.clone(),
+            r.partitions.clone(),
+            num(r.lag_records, ""),
+            r.lag_seconds
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),
+            if live {
+                num(r.records_per_s, "/s")
+            } else {
+                "-".to_owned()
+            },
+            num(r.records, ""),
+            if r.last_error.is_empty() {
+                "-".to_owned()
+            } else {
+                r.last_error.clone()
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
+        .collect();
+    for l in &lines {
+        let cells: Vec<String> = l
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("  {}", cells.join("  ").trim_end());
+    }
+}
+
+// ---- live: from /metrics ---------------------------------------------------
+
+fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("not an HTTP response")?;
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_owned()))
+}
+
+/// Samples of an exposition: (name, labels, value).
+fn samples(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let labels = labels
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+            .collect();
+        out.push((name.to_owned(), labels, value));
+    }
+    out
+}
+
+fn from_instance(addr: SocketAddr) -> Result<Vec<Row>> {
+    let (status, first) = get(addr, "/metrics")?;
+    anyhow::ensure!(status == 200, "/metrics answered {status}");
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, second) = get(addr, "/metrics")?;
+    let before = samples(&first);
+    let after = samples(&second);
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let row = |rows: &mut BTreeMap<String, Row>, flow: &str| -> Row {
+        rows.entry(flow.to_owned())
+            .or_insert_with(|| Row {
+                flow: flow.to_owned(),
+                ..Row::default()
+            })
+            .clone()
+    };
+    let mut running: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut errors: BTreeMap<String, (f64, String)> = BTreeMap::new();
+    for (name, labels, value) in &after {
+        let Some(flow) = labels.get("flow") else {
+            continue;
+        };
+        let mut r = row(&mut rows, flow);
+        match name.as_str() {
+            "ferry_flow_ready" => {
+                r.state = if *value > 0.0 { "ready" } else { "not ready" }.to_owned();
+            }
+            "ferry_flow_lag_records" => r.lag_records = Some(*value),
+            "ferry_records_total" => {
+                r.records = Some(*value);
+                let earlier = before
+                    .iter()
+                    .find(|(n, l, _)| n == name && l.get("flow") == Some(flow))
+                    .map_or(*value, |(_, _, v)| *v);
+                r.records_per_s = Some(value - earlier);
+            }
+            "ferry_lag_seconds" => {
+                r.lag_seconds = Some(r.lag_seconds.unwrap_or(0.0).max(*value));
+            }
+            "ferry_partitions" => {
+                let e = running.entry(flow.clone()).or_default();
+                match labels.get("state").map(String::as_str) {
+                    Some("running") => e.0 = *value,
+                    Some("stopped") => e.1 = *value,
+                    _ => {}
+                }
+            }
+            "ferry_errors_total" => {
+                let e = errors.entry(flow.clone()).or_default();
+                e.0 += value;
+                if *value > 0.0 {
+                    e.1 = format!(
+                        "{} during {}",
+                        labels.get("code").map_or("?", String::as_str),
+                        labels.get("during").map_or("?", String::as_str)
+                    );
+                }
+            }
+            _ => {}
+        }
+        rows.insert(flow.clone(), r);
+    }
+    for (flow, r) in &mut rows {
+        let (run, stop) = running.get(flow).copied().unwrap_or_default();
+        r.partitions = if stop > 0.0 {
+            format!("{run:.0} running, {stop:.0} stopped")
+        } else {
+            format!("{run:.0} running")
+        };
+        if let Some((n, last)) = errors.get(flow).filter(|(n, _)| *n > 0.0) {
+            r.last_error = format!("{n:.0} (e.g. {last})");
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
+// ---- offline: from the checkpoints ----------------------------------------
+
+async fn from_clusters(config: &Config) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for flow in &config.flows {
+        let mut row = Row {
+            flow: flow.name.clone(),
+            state: "not running".to_owned(),
+            ..Row::default()
+        };
+        match flow_lag(config, &flow.name, &flow.source, &flow.target).await {
+            Ok((partitions, lag, age)) => {
+                row.partitions = format!("{partitions} checkpointed");
+                row.lag_records = Some(lag);
+                row.lag_seconds = age;
+            }
+            Err(e) => row.last_error = format!("{e:#}"),
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+async fn connect(config: &Config, alias: &str) -> Result<Client> {
+    let cluster = config
+        .cluster(alias)
+        .with_context(|| format!("cluster {alias} is not configured"))?;
+    Client::connect(&cluster.bootstrap_servers, cluster.client_config())
+        .await
+        .with_context(|| format!("cluster {alias}"))
+}
+
+/// Partitions checkpointed, their lag in records, and the checkpoint's age.
+async fn flow_lag(
+    config: &Config,
+    flow: &str,
+    source_alias: &str,
+    target_alias: &str,
+) -> Result<(usize, f64, Option<f64>)> {
+    let source = connect(config, source_alias).await?;
+    let target = connect(config, target_alias).await?;
+    let topics = target
+        .list_topics()
+        .await
+        .with_context(|| format!("cluster {target_alias}: listing topics"))?;
+    if !topics.topics.contains_key(CHECKPOINT_TOPIC) {
+        return Ok((0, 0.0, None));
+    }
+    let checkpoints = CheckpointStore::new(target)
+        .load(flow)
+        .await
+        .with_context(|| format!("cluster {target_alias}: reading checkpoints"))?;
+    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+    let mut newest = 0;
+    for (tp, c) in &checkpoints {
+        by_topic
+            .entry(&tp.topic)
+            .or_default()
+            .push((tp.partition, c.source_offset));
+        newest = newest.max(c.time_ms);
+    }
+    let mut lag = 0i64;
+    for (topic, parts) in by_topic {
+        let ids: Vec<i32> = parts.iter().map(|(p, _)| *p).collect();
+        let ends = source
+            .list_offsets(topic, &ids, OffsetSpec::Latest)
+            .await
+            .with_context(|| format!("cluster {source_alias}: end offsets of {topic}"))?;
+        for (p, end) in ends {
+            if let Some((_, at)) = parts.iter().find(|(q, _)| *q == p) {
+                lag += (end - at).max(0);
+            }
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    #[allow(clippy::cast_precision_loss)]
+    let age = (newest > 0).then(|| (now - newest).max(0) as f64 / 1000.0);
+    #[allow(clippy::cast_precision_loss)]
+    Ok((checkpoints.len(), lag as f64, age))
+}
