@@ -1,10 +1,9 @@
 //! Admin calls: topics (create, list, grow), topic configs (describe,
 //! alter) and offset lookups.
 //!
-//! Responses are decoded with kafka-protocol, which pre-allocates arrays by
-//! the count a broker sends; see the `TODO(bounded)` notes. These calls are
-//! rare and go to brokers ferry was configured with, unlike Fetch and
-//! Produce, whose decoders are ferry's own.
+//! Requests are encoded by kafka-protocol; responses are read by ferry-wire's
+//! bounded decoders through [`Connection::send`] (kafka-protocol's
+//! pre-allocate arrays by the counts a broker sends).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -134,11 +133,7 @@ impl Client {
                 context: format!(
                     " for topic {:?} ({})",
                     topic.name,
-                    result
-                        .error_message
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default()
+                    result.error_message.as_deref().unwrap_or_default()
                 ),
             }),
         }
@@ -201,8 +196,8 @@ fn topic_name(topic: &str) -> TopicName {
 }
 
 /// `" for topic "t" (message)"` (or without the message), for error contexts.
-fn context(topic: &str, message: Option<&StrBytes>) -> String {
-    match message.map(|m| m.as_str()).filter(|m| !m.is_empty()) {
+fn context(topic: &str, message: Option<&str>) -> String {
+    match message.filter(|m| !m.is_empty()) {
         Some(m) => format!(" for topic {topic:?} ({m})"),
         None => format!(" for topic {topic:?}"),
     }
@@ -315,12 +310,11 @@ impl Client {
                                 .collect(),
                         ),
                 ]);
-            // TODO(bounded): kafka-protocol's ListOffsets decoder pre-allocates by wire counts.
             let response = conn.send(&request, version).await?;
             let results = response
                 .topics
                 .into_iter()
-                .filter(|t| t.name.0.as_str() == topic)
+                .filter(|t| t.name == topic)
                 .flat_map(|t| t.partitions);
             for r in results {
                 if let Some(code) = KafkaCode::from_code(r.error_code) {
@@ -328,10 +322,10 @@ impl Client {
                         broker: conn.broker().to_owned(),
                         api: ApiKey::ListOffsets,
                         code,
-                        context: format!(" for topic {topic:?} partition {}", r.partition_index),
+                        context: format!(" for topic {topic:?} partition {}", r.partition),
                     });
                 }
-                offsets.insert(r.partition_index, r.offset);
+                offsets.insert(r.partition, r.offset);
             }
             if let Some(&(p, _)) = parts.iter().find(|(p, _)| !offsets.contains_key(p)) {
                 return Err(ClientError::IncompleteResponse {
@@ -368,25 +362,24 @@ impl Client {
                 })
                 .collect(),
         );
-        // TODO(bounded): kafka-protocol's DescribeConfigs decoder pre-allocates by wire counts.
         let response = conn.send(&request, version).await?;
         let mut out = BTreeMap::new();
         for result in response.results {
-            let topic = result.resource_name.to_string();
+            let topic = result.resource_name;
             if let Some(code) = KafkaCode::from_code(result.error_code) {
                 return Err(ClientError::Kafka {
                     broker: conn.broker().to_owned(),
                     api: ApiKey::DescribeConfigs,
                     code,
-                    context: context(&topic, result.error_message.as_ref()),
+                    context: context(&topic, result.error_message.as_deref()),
                 });
             }
             let entries = result
                 .configs
                 .into_iter()
                 .map(|c| ConfigEntry {
-                    name: c.name.to_string(),
-                    value: c.value.map(|v| v.to_string()),
+                    name: c.name,
+                    value: c.value,
                     is_default: c.config_source != SOURCE_TOPIC_CONFIG,
                     is_sensitive: c.is_sensitive,
                     read_only: c.read_only,
@@ -422,12 +415,11 @@ impl Client {
                 let request = request.clone();
                 async move {
                     let version = conn.versions().version_for::<CreatePartitionsRequest>()?;
-                    // TODO(bounded): kafka-protocol's CreatePartitions decoder pre-allocates by wire counts.
                     let response = conn.send(&request, version).await?;
                     let code = response
                         .results
                         .iter()
-                        .find(|r| r.name.0.as_str() == topic)
+                        .find(|r| r.name == topic)
                         .and_then(|r| KafkaCode::from_code(r.error_code));
                     Ok((response, code))
                 }
@@ -436,7 +428,7 @@ impl Client {
         let result = response
             .results
             .iter()
-            .find(|r| r.name.0.as_str() == topic)
+            .find(|r| r.name == topic)
             .ok_or_else(|| ClientError::IncompleteResponse {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::CreatePartitions,
@@ -447,7 +439,7 @@ impl Client {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::CreatePartitions,
                 code,
-                context: context(topic, result.error_message.as_ref()),
+                context: context(topic, result.error_message.as_deref()),
             });
         }
         self.wait_for_topic(topic, total, Duration::from_secs(30))
@@ -481,30 +473,29 @@ impl Client {
                     let version = conn
                         .versions()
                         .version_for::<IncrementalAlterConfigsRequest>()?;
-                    // TODO(bounded): kafka-protocol's IncrementalAlterConfigs decoder pre-allocates by wire counts.
                     let response = conn.send(&request, version).await?;
                     let code = response
-                        .responses
+                        .results
                         .iter()
                         .find_map(|r| KafkaCode::from_code(r.error_code));
                     Ok((response, code))
                 }
             })
             .await?;
-        if response.responses.is_empty() {
+        if response.results.is_empty() {
             return Err(ClientError::IncompleteResponse {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::IncrementalAlterConfigs,
                 missing: format!("a result for topic {topic:?}"),
             });
         }
-        for r in &response.responses {
+        for r in &response.results {
             if let Some(code) = KafkaCode::from_code(r.error_code) {
                 return Err(ClientError::Kafka {
                     broker: conn.broker().to_owned(),
                     api: ApiKey::IncrementalAlterConfigs,
                     code,
-                    context: context(topic, r.error_message.as_ref()),
+                    context: context(topic, r.error_message.as_deref()),
                 });
             }
         }
@@ -557,9 +548,8 @@ mod tests {
 
     #[test]
     fn error_context_names_topic_and_message() {
-        let m = StrBytes::from_static_str("Topic already has 3 partitions.");
         assert_eq!(
-            context("t", Some(&m)),
+            context("t", Some("Topic already has 3 partitions.")),
             " for topic \"t\" (Topic already has 3 partitions.)"
         );
         assert_eq!(context("t", None), " for topic \"t\"");

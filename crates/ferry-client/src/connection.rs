@@ -21,14 +21,16 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_wire::WireError;
 use ferry_wire::frame::{DEFAULT_MAX_FRAME_SIZE, FrameDecoder, SIZE_PREFIX_LEN, put_size_prefix};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use ferry_wire::response_header::split_response_header;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::error::{ClientError, Result};
+use crate::responses::BoundedRequest;
 use crate::versions::{self, BrokerVersions};
 
 /// Settings for one broker connection.
@@ -265,13 +267,26 @@ impl Connection {
         self.inner.shared.poisoned()
     }
 
-    /// Sends a kafka-protocol request at `version` and decodes the response.
+    /// Sends a kafka-protocol request at `version` and decodes the response
+    /// with ferry-wire's bounded decoder for it (see [`BoundedRequest`]).
     ///
-    /// The response is decoded from the frame's [`Bytes`], so byte fields
-    /// such as Fetch records are slices of the frame, not copies. Pick the
-    /// version with [`BrokerVersions::version_for`].
-    pub async fn send<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+    /// Pick the version with [`BrokerVersions::version_for`]. A version the
+    /// decoder cannot read is refused before anything is sent: the broker
+    /// would act on the request and its answer would be lost.
+    pub async fn send<R: BoundedRequest>(&self, request: &R, version: i16) -> Result<R::Decoded> {
         let api = api_key(R::KEY, self.broker())?;
+        let decodable = R::DECODED_VERSIONS;
+        if !(decodable.min..=decodable.max).contains(&version) {
+            return Err(ClientError::Encode {
+                broker: self.broker().to_owned(),
+                api,
+                version,
+                detail: format!(
+                    "ferry decodes v{}..=v{} responses only",
+                    decodable.min, decodable.max
+                ),
+            });
+        }
         let body = encode_request(request, api, version, self.broker())?;
         let frame = self
             .round_trip(api, version, R::header_version(version), vec![body])
@@ -280,10 +295,10 @@ impl Connection {
             frame,
             api,
             version,
-            R::Response::header_version(version),
+            api.response_header_version(version),
             self.broker(),
         )?;
-        decode_response(body, api, version, self.broker())
+        decode_bounded(body, api, version, self.broker(), R::decode_response)
     }
 
     /// Sends a pre-encoded request body (everything after the request
@@ -463,49 +478,40 @@ pub(crate) fn encode_request<T: Encodable>(
     Ok(buf.freeze())
 }
 
-/// Decodes a response body. Decoding from `Bytes` makes every byte field a
-/// slice of the frame (kafka-protocol's `ByteBuf for Bytes` splits, never copies).
-pub(crate) fn decode_response<T: Decodable>(
-    mut body: Bytes,
+/// Decodes a response body with one of ferry-wire's bounded decoders
+/// (never kafka-protocol's, which allocate by the counts a broker sends).
+pub(crate) fn decode_bounded<T>(
+    body: Bytes,
     api: ApiKey,
     version: i16,
     broker: &str,
+    decode: impl FnOnce(Bytes, i16) -> ferry_wire::Result<T>,
 ) -> Result<T> {
-    let decoded = T::decode(&mut body, version).map_err(|e| ClientError::Decode {
+    decode(body, version).map_err(|e| ClientError::Decode {
         broker: broker.to_owned(),
         api,
         version,
-        detail: format!("{e:#}"),
-    })?;
-    if !body.is_empty() {
-        // Extra bytes usually mean a newer broker added fields at this
-        // version; the fields we know were read correctly.
-        tracing::debug!(
-            broker,
-            ?api,
-            version,
-            trailing = body.len(),
-            "response has trailing bytes"
-        );
-    }
-    Ok(decoded)
+        detail: e.to_string(),
+    })
 }
 
-/// Skips the response header (correlation id, plus tagged fields in header v1).
+/// Skips the response header (correlation id, plus tagged fields in header
+/// v1); the reader task already matched the correlation id.
 fn strip_response_header(
-    mut frame: Bytes,
+    frame: Bytes,
     api: ApiKey,
     version: i16,
     header_version: i16,
     broker: &str,
 ) -> Result<Bytes> {
-    ResponseHeader::decode(&mut frame, header_version).map_err(|e| ClientError::Decode {
-        broker: broker.to_owned(),
-        api,
-        version,
-        detail: format!("response header v{header_version}: {e:#}"),
-    })?;
-    Ok(frame)
+    split_response_header(frame, header_version)
+        .map(|(_, body)| body)
+        .map_err(|e| ClientError::Decode {
+            broker: broker.to_owned(),
+            api,
+            version,
+            detail: format!("response header v{header_version}: {e}"),
+        })
 }
 
 /// How many queued requests the writer coalesces into one vectored write.

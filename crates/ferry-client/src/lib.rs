@@ -6,9 +6,11 @@
 //! - [`connection`]: one pipelined connection to one broker. Requests are
 //!   matched to responses by correlation id, frames are size-checked before
 //!   any memory is reserved for them, and a protocol error *poisons* the
-//!   connection so nothing after it is trusted. [`Connection::send`] speaks
-//!   any kafka-protocol request; [`Connection::send_raw`] writes pre-encoded
-//!   chunks with vectored writes (for the zero-copy Produce encoder).
+//!   connection so nothing after it is trusted. [`Connection::send`] sends
+//!   a kafka-protocol request and reads the answer with ferry-wire's bounded
+//!   decoder for it ([`responses`] pairs them); [`Connection::send_raw`]
+//!   writes pre-encoded chunks with vectored writes (for the zero-copy
+//!   Produce encoder).
 //! - [`versions`]: ApiVersions negotiation and the version to use per API,
 //!   never below the floor ferry needs (Kafka 2.1 → 4.x).
 //! - [`metadata`]: brokers, topics (with ids), partitions and leaders.
@@ -52,6 +54,7 @@ pub mod fetcher;
 pub mod metadata;
 pub mod produce;
 pub mod producer;
+pub mod responses;
 pub mod retry;
 mod topic;
 pub mod versions;
@@ -65,6 +68,7 @@ pub use fetcher::{FetcherConfig, PartitionData, SourceFetcher};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{ProduceOptions, Produced};
 pub use producer::{Ack, AckFuture, IdempotentProducer, ProducerConfig};
+pub use responses::BoundedRequest;
 pub use retry::Backoff;
 pub use topic::TopicPartition;
 pub use versions::BrokerVersions;

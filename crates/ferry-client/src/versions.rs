@@ -2,7 +2,9 @@
 //!
 //! On connect we send ApiVersions v3 (KIP-511: it carries our software name
 //! and version). A broker older than 2.4 does not know v3 and answers in the
-//! v0 format with `UNSUPPORTED_VERSION`; we then ask again with v0.
+//! v0 format with `UNSUPPORTED_VERSION`; we then ask again with v0. Answers
+//! are read by ferry-wire's bounded decoder: this is the first response
+//! read from any broker, before anything is known about it.
 //!
 //! For each API we speak `min(broker max, our max)`, where *our max* is what
 //! kafka-protocol's message struct can encode (`<Msg as Message>::VERSIONS`).
@@ -18,10 +20,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use ferry_wire::api_versions_response::{ApiVersionsResponse, decode_api_versions_response};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::{Request, StrBytes, VersionRange};
 
-use crate::connection::{Connection, decode_response, encode_request};
+use crate::connection::{Connection, decode_bounded, encode_request};
 use crate::error::{ClientError, KafkaCode, Result};
 
 /// The ApiVersions version we try first (KIP-511, Kafka 2.4+).
@@ -185,7 +188,13 @@ pub(crate) async fn negotiate(conn: &Connection) -> Result<BrokerVersions> {
                 broker,
             )?;
             let reply = conn.send_raw(ApiKey::ApiVersions, 0, vec![body]).await?;
-            decode_response::<ApiVersionsResponse>(reply, ApiKey::ApiVersions, 0, broker)?
+            decode_bounded(
+                reply,
+                ApiKey::ApiVersions,
+                0,
+                broker,
+                decode_api_versions_response,
+            )?
         }
     };
     BrokerVersions::from_response(broker, &response)
@@ -207,7 +216,14 @@ fn decode_api_versions(
     if version > 0 && code == Some(KafkaCode::UNSUPPORTED_VERSION) {
         return Ok(None);
     }
-    decode_response(body, ApiKey::ApiVersions, version, broker).map(Some)
+    decode_bounded(
+        body,
+        ApiKey::ApiVersions,
+        version,
+        broker,
+        decode_api_versions_response,
+    )
+    .map(Some)
 }
 
 #[cfg(test)]
@@ -338,6 +354,32 @@ mod tests {
             BrokerVersions::from_response("b", &r),
             Err(ClientError::Kafka {
                 code: KafkaCode::UNSUPPORTED_VERSION,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn both_versions_we_ask_for_are_decodable() {
+        use ferry_wire::api_versions_response::{
+            MAX_API_VERSIONS_RESPONSE_VERSION, MIN_API_VERSIONS_RESPONSE_VERSION,
+        };
+        let decodable = MIN_API_VERSIONS_RESPONSE_VERSION..=MAX_API_VERSIONS_RESPONSE_VERSION;
+        assert!(decodable.contains(&PREFERRED_API_VERSIONS_VERSION));
+        assert!(decodable.contains(&0));
+    }
+
+    #[test]
+    fn a_huge_count_is_a_decode_error() {
+        let mut b = BytesMut::new();
+        b.put_i16(0);
+        b.put_i32(i32::MAX);
+        b.put_bytes(0, 12);
+        assert!(matches!(
+            decode_api_versions(b.freeze(), 0, "b"),
+            Err(ClientError::Decode {
+                api: ApiKey::ApiVersions,
+                version: 0,
                 ..
             })
         ));

@@ -3,8 +3,28 @@
 
 mod source_support;
 
+use std::ops::RangeInclusive;
+
+use bytes::BytesMut;
 use ferry_client::admin::OffsetSpec;
-use ferry_client::{ClientError, Isolation, KafkaCode};
+use ferry_client::{BoundedRequest, ClientError, Connection, Isolation, KafkaCode};
+use ferry_wire::api_versions_response::{
+    MAX_API_VERSIONS_RESPONSE_VERSION, MIN_API_VERSIONS_RESPONSE_VERSION,
+    decode_api_versions_response,
+};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    ListOffsetsRequest, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use source_support::{batch, broker, connect, create_topic, now_ms, produce, unique_topic};
 
 #[tokio::test]
@@ -179,4 +199,163 @@ async fn list_topics_sees_every_topic_with_its_partitions() {
     }
     // The cache now holds all topics too.
     assert!(client.metadata().topic(&topic).is_some());
+}
+
+/// The versions of `R` this broker, kafka-protocol's encoder and ferry's
+/// decoder all speak.
+fn shared_versions<R: BoundedRequest>(conn: &Connection) -> RangeInclusive<i16> {
+    let api = ApiKey::try_from(R::KEY).expect("a known API");
+    let broker = conn
+        .versions()
+        .broker_range(api)
+        .unwrap_or_else(|| panic!("the broker offers {api:?}"));
+    let lowest = broker.min.max(R::VERSIONS.min).max(R::DECODED_VERSIONS.min);
+    let highest = broker.max.min(R::VERSIONS.max).min(R::DECODED_VERSIONS.max);
+    println!("{api:?}: v{lowest}..=v{highest}");
+    lowest..=highest
+}
+
+/// Every version both sides speak, not only the highest one the client
+/// picks: a real broker's answer at each must go through ferry's bounded
+/// decoders. Requests that would change something are `validate_only`.
+#[tokio::test]
+async fn every_shared_version_of_the_admin_apis_decodes() {
+    let Some(addr) = broker() else { return };
+    let client = connect(&addr).await;
+    let topic = unique_topic("versions");
+    create_topic(&client, &topic, 1, &[]).await;
+    let leader = client.leader(&topic, 0).await.unwrap();
+    let conn = client
+        .broker_connection(leader.broker.node_id)
+        .await
+        .unwrap();
+    let name = || StrBytes::from_string(topic.clone());
+
+    for version in shared_versions::<ListOffsetsRequest>(&conn) {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(name()))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-1),
+                    ]),
+            ]);
+        let response = conn.send(&request, version).await.unwrap();
+        let p = &response.topics[0].partitions[0];
+        assert_eq!(
+            (p.partition, p.error_code, p.offset),
+            (0, 0, 0),
+            "v{version}"
+        );
+    }
+    for version in shared_versions::<DescribeConfigsRequest>(&conn) {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(name())
+                .with_configuration_keys(None),
+        ]);
+        let response = conn.send(&request, version).await.unwrap();
+        let result = &response.results[0];
+        assert_eq!(
+            (result.error_code, result.resource_name.as_str()),
+            (0, topic.as_str())
+        );
+        assert!(
+            result.configs.iter().any(|c| c.name == "retention.ms"),
+            "v{version}"
+        );
+    }
+    for version in shared_versions::<CreateTopicsRequest>(&conn) {
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(unique_topic("never"))))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1),
+            ])
+            .with_timeout_ms(30_000)
+            .with_validate_only(true);
+        let response = conn.send(&request, version).await.unwrap();
+        assert_eq!(response.topics.len(), 1, "v{version}");
+        assert_eq!(
+            response.topics[0].error_code, 0,
+            "v{version}: {:?}",
+            response.topics[0]
+        );
+    }
+    for version in shared_versions::<CreatePartitionsRequest>(&conn) {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(TopicName(name()))
+                    .with_count(2)
+                    .with_assignments(None),
+            ])
+            .with_timeout_ms(30_000)
+            .with_validate_only(true);
+        let response = conn.send(&request, version).await.unwrap();
+        assert_eq!(response.results[0].name, topic);
+        assert_eq!(
+            response.results[0].error_code, 0,
+            "v{version}: {:?}",
+            response.results[0]
+        );
+    }
+    for version in shared_versions::<IncrementalAlterConfigsRequest>(&conn) {
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(name())
+                    .with_configs(vec![
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_static_str("3600000"))),
+                    ]),
+            ])
+            .with_validate_only(true);
+        let response = conn.send(&request, version).await.unwrap();
+        assert_eq!(response.results[0].resource_name, topic);
+        assert_eq!(
+            response.results[0].error_code, 0,
+            "v{version}: {:?}",
+            response.results[0]
+        );
+    }
+    for version in shared_versions::<InitProducerIdRequest>(&conn) {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(i32::MAX);
+        let response = conn.send(&request, version).await.unwrap();
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert!(response.producer_id >= 0, "v{version}: {response:?}");
+    }
+    // ApiVersions is not sent through `send` (its answer to an unknown
+    // version is in the v0 format), so its decoder is driven directly.
+    for version in MIN_API_VERSIONS_RESPONSE_VERSION..=MAX_API_VERSIONS_RESPONSE_VERSION {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("ferry-test"))
+            .with_client_software_version(StrBytes::from_static_str("1.0"));
+        let mut body = BytesMut::new();
+        request.encode(&mut body, version).unwrap();
+        let reply = conn
+            .send_raw(ApiKey::ApiVersions, version, vec![body.freeze()])
+            .await
+            .unwrap();
+        let response = decode_api_versions_response(reply, version).unwrap();
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert!(
+            response
+                .api_keys
+                .iter()
+                .any(|k| k.api_key == ApiKey::Fetch as i16),
+            "v{version}"
+        );
+    }
+    assert!(conn.poisoned().is_none());
 }

@@ -143,7 +143,7 @@ async fn produce(client: &Client, topic: &str, partition: i32, values: &[&str]) 
         .send(&request, version)
         .await
         .expect("Produce round trip");
-    let p = &response.responses[0].partition_responses[0];
+    let p = &response.topics[0].partitions[0];
     assert_eq!(
         KafkaCode::from_code(p.error_code),
         None,

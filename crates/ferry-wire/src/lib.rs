@@ -10,6 +10,12 @@
 //!   batches a broker would refuse as-is: decode records and build new v2 batches.
 //! - [`fetch`], [`produce_response`], [`metadata_response`]: bounded decoders of the
 //!   responses ferry reads most (kafka-protocol's pre-allocate by wire counts).
+//! - [`api_versions_response`], [`list_offsets_response`],
+//!   [`describe_configs_response`], [`create_topics_response`],
+//!   [`create_partitions_response`], [`alter_configs_response`],
+//!   [`init_producer_id_response`]: the same for every other response the
+//!   client reads, and [`response_header`] for the header in front of them,
+//!   so that no response is decoded by kafka-protocol.
 //! - [`txn`]: dropping aborted transactions using batch headers only.
 //! - [`codec`]: gzip, snappy (raw and xerial), lz4 (frame), zstd, each with a
 //!   bound on decompressed size.
@@ -22,14 +28,21 @@
 //! every length read off the wire is checked against the bytes actually present
 //! before anything is allocated.
 
+pub mod alter_configs_response;
+pub mod api_versions_response;
 pub mod batch;
 pub mod builder;
 pub mod codec;
 mod crc;
+pub mod create_partitions_response;
+pub mod create_topics_response;
+pub mod describe_configs_response;
 mod error;
 pub mod fetch;
 pub mod frame;
+pub mod init_producer_id_response;
 pub mod legacy;
+pub mod list_offsets_response;
 pub mod metadata_response;
 pub mod pool;
 pub mod produce;
@@ -37,6 +50,7 @@ pub mod produce_response;
 mod reader;
 pub mod record;
 pub mod reencode;
+pub mod response_header;
 mod schema;
 pub mod txn;
 pub mod varint;

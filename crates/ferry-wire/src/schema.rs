@@ -77,6 +77,17 @@ impl ResponseReader {
         }
     }
 
+    /// A string the schema does not allow to be null.
+    pub(crate) fn required_string(&mut self, what: &'static str) -> Result<String> {
+        self.string(what)?
+            .ok_or_else(|| WireError::malformed(what, "null"))
+    }
+
+    /// A boolean: Kafka reads any non-zero byte as true.
+    pub(crate) fn boolean(&mut self, what: &'static str) -> Result<bool> {
+        Ok(self.r.i8(what)? != 0)
+    }
+
     pub(crate) fn string(&mut self, what: &'static str) -> Result<Option<String>> {
         let len = if self.flexible {
             self.bytes_len(what)?
@@ -150,6 +161,19 @@ impl ResponseReader {
             host,
             port,
             rack,
+        })
+    }
+}
+
+/// Refuses a version outside `min..=max` before reading anything: each
+/// decoder knows the layouts of its range only.
+pub(crate) fn check_version(what: &'static str, version: i16, min: i16, max: i16) -> Result<()> {
+    if (min..=max).contains(&version) {
+        Ok(())
+    } else {
+        Err(WireError::InvalidField {
+            what,
+            value: i64::from(version),
         })
     }
 }

@@ -401,6 +401,87 @@ async fn request_abandoned_before_writing_is_skipped() {
     assert_eq!(b.body, b"third", "the abandoned request was never written");
 }
 
+/// CreatePartitions v1: not flexible, so request header v1 and response header v0.
+fn create_partitions_request() -> kafka_protocol::messages::CreatePartitionsRequest {
+    kafka_protocol::messages::CreatePartitionsRequest::default().with_timeout_ms(1000)
+}
+
+#[tokio::test]
+async fn send_reads_the_answer_with_the_bounded_decoder() {
+    let (conn, mut peer) = pair(ConnectionConfig::default()).await;
+    let server = async {
+        let r = read_request(&mut peer, false).await;
+        assert_eq!((r.api_key, r.version), (ApiKey::CreatePartitions as i16, 1));
+        let mut body = 0i32.to_be_bytes().to_vec(); // throttle
+        body.extend_from_slice(&1i32.to_be_bytes()); // one result
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.extend_from_slice(b"t");
+        body.extend_from_slice(&37i16.to_be_bytes());
+        body.extend_from_slice(&(-1i16).to_be_bytes()); // null message
+        respond(&mut peer, r.correlation_id, &body).await;
+        // The next answer announces 2^31 - 1 results in a few bytes.
+        let r = read_request(&mut peer, false).await;
+        let mut body = 0i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&i32::MAX.to_be_bytes());
+        body.extend_from_slice(&[0; 8]);
+        respond(&mut peer, r.correlation_id, &body).await;
+    };
+    let client = async {
+        let ok = conn.send(&create_partitions_request(), 1).await.unwrap();
+        let huge = conn.send(&create_partitions_request(), 1).await;
+        (ok, huge)
+    };
+    let ((ok, huge), ()) = tokio::join!(client, server);
+    assert_eq!(ok.results.len(), 1);
+    assert_eq!(ok.results[0].name, "t");
+    assert_eq!(ok.results[0].error_code, 37);
+    assert!(
+        matches!(
+            huge,
+            Err(ClientError::Decode {
+                api: ApiKey::CreatePartitions,
+                version: 1,
+                ..
+            })
+        ),
+        "{huge:?}"
+    );
+    // A malformed body is the caller's error, not the stream's.
+    assert!(conn.poisoned().is_none());
+}
+
+#[tokio::test]
+async fn send_refuses_a_version_it_cannot_decode_before_sending() {
+    let (conn, mut peer) = pair(ConnectionConfig::default()).await;
+    // CreatePartitions v4 does not exist (yet): nothing could read its answer.
+    let err = conn
+        .send(&create_partitions_request(), 4)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Encode {
+                api: ApiKey::CreatePartitions,
+                version: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Refused by send's own check, before kafka-protocol's encoder is asked.
+    assert!(err.to_string().contains("decodes v0..=v3"), "{err}");
+    // Nothing went out: the first request the peer sees is the next one.
+    let server = async {
+        let r = read_request(&mut peer, false).await;
+        assert_eq!(r.version, 1);
+        respond(&mut peer, r.correlation_id, &[0; 8]).await;
+    };
+    let request = create_partitions_request();
+    let (answer, ()) = tokio::join!(conn.send(&request, 1), server);
+    assert!(answer.unwrap().results.is_empty());
+}
+
 #[test]
 fn addresses_are_checked_before_connecting() {
     use super::check_address;

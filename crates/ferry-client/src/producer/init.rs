@@ -65,24 +65,24 @@ async fn request_producer_id(client: &Client) -> Result<ProducerIdentity> {
             context: context.to_owned(),
         });
     }
-    if response.producer_id.0 < 0 || response.producer_epoch < 0 {
+    if response.producer_id < 0 || response.producer_epoch < 0 {
         return Err(ClientError::IncompleteResponse {
             broker: conn.broker().to_owned(),
             api: ApiKey::InitProducerId,
             missing: format!(
                 "a producer id (got id {} epoch {})",
-                response.producer_id.0, response.producer_epoch
+                response.producer_id, response.producer_epoch
             ),
         });
     }
     tracing::debug!(
         broker = conn.broker(),
-        producer_id = response.producer_id.0,
+        producer_id = response.producer_id,
         epoch = response.producer_epoch,
         "got an idempotent producer id"
     );
     Ok(ProducerIdentity {
-        producer_id: response.producer_id.0,
+        producer_id: response.producer_id,
         epoch: response.producer_epoch,
     })
 }
