@@ -61,9 +61,14 @@ impl Client {
         };
         loop {
             let ready = self.topic_ready(topic, partitions, &probe).await;
+            // A partition just added is missing from metadata until the
+            // broker has caught up: that is "not yet" here, not an error.
+            let not_yet = |e: &ClientError| {
+                e.is_retriable() || matches!(e, ClientError::UnknownPartition { .. })
+            };
             match ready {
                 Ok(()) => return Ok(()),
-                Err(e) if Instant::now() >= deadline || !e.is_retriable() => return Err(e),
+                Err(e) if Instant::now() >= deadline || !not_yet(&e) => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }

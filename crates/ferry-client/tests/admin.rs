@@ -126,7 +126,17 @@ async fn topic_configs_show_overrides_and_can_be_altered() {
         )
         .await
         .unwrap();
-    let configs = client.describe_topic_configs(&[&topic]).await.unwrap();
+    // The controller has committed the change when the call returns; the
+    // broker answering DescribeConfigs applies it a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let configs = loop {
+        let configs = client.describe_topic_configs(&[&topic]).await.unwrap();
+        let applied = get(&configs[&topic], "retention.ms").value.as_deref() == Some("172800000");
+        if applied || std::time::Instant::now() > deadline {
+            break configs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let entries = &configs[&topic];
     assert_eq!(
         get(entries, "retention.ms").value.as_deref(),
