@@ -20,6 +20,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::net::TcpListener;
@@ -36,7 +37,9 @@ struct State {
 #[derive(Default)]
 struct Process {
     rss_bytes: Gauge,
-    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// A counter (`process_cpu_seconds_total`, as every Prometheus client
+    /// names it), advanced to the kernel's figure at each scrape.
+    cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Process {
@@ -55,7 +58,11 @@ impl Process {
         let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
         if let (Some(utime), Some(stime)) = (field(14), field(15)) {
             #[allow(clippy::cast_precision_loss)] // ticks fit f64 exactly for centuries
-            self.cpu_seconds.set((utime + stime) as f64 / 100.0);
+            let now = (utime + stime) as f64 / 100.0;
+            let before = self.cpu_seconds.get();
+            if now > before {
+                self.cpu_seconds.inc_by(now - before);
+            }
         }
         if let Some(pages) = field(24) {
             self.rss_bytes

@@ -49,6 +49,26 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// Metric names (`ferry_*`, `process_*`) mentioned in `text`.
+fn series_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["ferry_", "process_"] {
+        let mut rest = text;
+        while let Some(at) = rest.find(prefix) {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    assert!(out.len() > 5, "no metric names found");
+    out
+}
+
 /// The value of the sample `name{labels}` in an exposition.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -194,6 +214,26 @@ async fn metrics_match_what_was_mirrored_and_ready_needs_every_flow_connected() 
     );
     assert!(text.contains("ferry_produce_latency_seconds_bucket"));
     assert_eq!(get(&addr, "/nope").0, 404);
+    // Every series the Grafana dashboard queries exists.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana-dashboard.json"
+    ))
+    .unwrap();
+    // Exposed only once something happened (labels unknown before).
+    let after_an_event = ["ferry_errors_total"];
+    for name in series_names(&dashboard) {
+        if after_an_event.contains(&name.as_str()) {
+            continue;
+        }
+        // A family with no samples yet still has its `# TYPE <base>` line.
+        let base = name.strip_suffix("_bucket").unwrap_or(&name);
+        let base = base.strip_suffix("_total").unwrap_or(base);
+        assert!(
+            text.contains(&format!("# TYPE {base} ")),
+            "deploy/grafana-dashboard.json queries {name}, which /metrics does not have"
+        );
+    }
 
     // `ferry status` from the running instance, then from the checkpoints.
     let status = |addr: &str| {
