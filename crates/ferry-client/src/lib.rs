@@ -55,6 +55,7 @@ pub mod metadata;
 pub mod produce;
 pub mod producer;
 pub mod responses;
+pub mod retries;
 pub mod retry;
 mod topic;
 pub mod versions;
@@ -69,6 +70,7 @@ pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata
 pub use produce::{ProduceOptions, Produced};
 pub use producer::{Ack, AckFuture, IdempotentProducer, ProducerConfig};
 pub use responses::BoundedRequest;
+pub use retries::RetryCounts;
 pub use retry::Backoff;
 pub use topic::TopicPartition;
 pub use versions::BrokerVersions;

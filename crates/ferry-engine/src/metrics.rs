@@ -51,6 +51,15 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetryLabels {
+    flow: String,
+    /// `fetch` or `produce`.
+    during: &'static str,
+    /// The Kafka error name, or the kind of failure (`connect`, `timeout`, ...).
+    cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
     flow: String,
     topic: String,
@@ -77,6 +86,7 @@ pub struct Metrics {
     batches: Family<PathLabels, Counter>,
     offsets_lost: Family<FlowLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
+    retries: Family<RetryLabels, Counter>,
     produce_latency: HistogramFamily<FlowLabels>,
     replication_latency: HistogramFamily<FlowLabels>,
     inflight: Family<FlowLabels, Gauge>,
@@ -112,6 +122,7 @@ impl Metrics {
             batches: Family::default(),
             offsets_lost: Family::default(),
             errors: Family::default(),
+            retries: Family::default(),
             produce_latency: Family::new_with_constructor(latency_histogram),
             replication_latency: Family::new_with_constructor(latency_histogram),
             inflight: Family::default(),
@@ -163,6 +174,11 @@ impl Metrics {
             "errors",
             "Errors by where they happened and Kafka error code",
             self.errors.clone(),
+        );
+        registry.register(
+            "retries",
+            "Failures the client retried by itself, by fetch/produce and cause",
+            self.retries.clone(),
         );
         registry.register_with_unit(
             "produce_latency",
@@ -258,6 +274,7 @@ impl Metrics {
         FlowMetrics {
             metrics: self.clone(),
             name: flow.to_owned(),
+            retries_seen: Arc::default(),
             records: self.records.get_or_create_owned(&labels),
             bytes: self.bytes.get_or_create_owned(&labels),
             forwarded: self.batches.get_or_create_owned(&path("forwarded")),
@@ -316,6 +333,8 @@ impl Metrics {
 pub struct FlowMetrics {
     metrics: Metrics,
     name: String,
+    /// Retry counts already added to the counters, by (during, cause).
+    retries_seen: Arc<Mutex<BTreeMap<(&'static str, &'static str), u64>>>,
     records: Counter,
     bytes: Counter,
     forwarded: Counter,
@@ -395,6 +414,28 @@ impl FlowMetrics {
         self.running.set(as_i64(running));
         self.stopped.set(as_i64(stopped));
         self.topics.set(as_i64(topics));
+    }
+
+    /// Brings `ferry_retries_total` up to the client's running `counts` for
+    /// `during` (`fetch` or `produce`).
+    pub fn set_retries(&self, during: &'static str, counts: &BTreeMap<&'static str, u64>) {
+        let mut seen = self
+            .retries_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (&cause, &n) in counts {
+            let before = seen.insert((during, cause), n).unwrap_or(0);
+            if n > before {
+                self.metrics
+                    .retries
+                    .get_or_create(&RetryLabels {
+                        flow: self.name.clone(),
+                        during,
+                        cause,
+                    })
+                    .inc_by(n - before);
+            }
+        }
     }
 
     /// An error during `during` (fetch, produce, partition, discovery,
@@ -617,6 +658,25 @@ mod tests {
         let text = scrape(&m);
         assert!(!text.contains("partition=\""), "{text}");
         assert!(text.contains("ferry_records_total{flow=\"f\"} 0"));
+    }
+
+    #[test]
+    fn retries_follow_the_clients_running_counts() {
+        let m = Metrics::new(true);
+        let flow = m.flow("f");
+        let mut counts = BTreeMap::from([("NOT_LEADER_OR_FOLLOWER", 2)]);
+        flow.set_retries("produce", &counts);
+        counts.insert("NOT_LEADER_OR_FOLLOWER", 5);
+        counts.insert("timeout", 1);
+        flow.set_retries("produce", &counts);
+        flow.set_retries("produce", &counts);
+        let text = scrape(&m);
+        assert!(text.contains(
+            "ferry_retries_total{flow=\"f\",during=\"produce\",cause=\"NOT_LEADER_OR_FOLLOWER\"} 5"
+        ), "{text}");
+        assert!(
+            text.contains("ferry_retries_total{flow=\"f\",during=\"produce\",cause=\"timeout\"} 1")
+        );
     }
 
     #[test]

@@ -348,7 +348,9 @@ fn on_failure(shared: &Shared, node: i32, e: &ClientError, delay: Duration, sess
         tracing::warn!(node, error = %e, ?delay, "fetch failed; retrying");
     }
     let mut st = shared.lock();
-    if !e.is_retriable() {
+    if e.is_retriable() {
+        shared.retries.record(e);
+    } else {
         shared.set_fatal(&mut st, e.clone());
     }
     if broker_trouble {
@@ -481,6 +483,7 @@ fn partition_result(
                 .filter(|&(id, hint_epoch)| id >= 0 && id != node && hint_epoch > epoch)
                 .filter(|&(id, _)| shared.client.metadata().brokers.contains_key(&id));
             tracing::debug!(partition = %tp, node, error = %code, ?hint, "leadership moved");
+            shared.retries.record_cause(code.name().unwrap_or("other"));
             return match hint {
                 Some((id, hint_epoch)) => {
                     part.leader = Some(Leader {

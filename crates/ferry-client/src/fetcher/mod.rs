@@ -39,6 +39,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_wire::pool::MemoryBudget;
+
+use crate::retries::RetryCounts;
 use ferry_wire::txn::AbortedTxn;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -159,6 +161,7 @@ impl SourceFetcher {
                 client,
                 config,
                 budget,
+                retries: RetryCounts::default(),
                 state: Mutex::new(State::default()),
                 data_ready: Notify::new(),
                 router_wake: Notify::new(),
@@ -252,6 +255,11 @@ impl SourceFetcher {
         }
     }
 
+    /// Fetches and partition errors retried so far, by cause.
+    pub fn retries(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.shared.retries.snapshot()
+    }
+
     /// The current fetch position of `tp`, if assigned: where the next
     /// fetch starts (past everything returned or buffered).
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
@@ -273,6 +281,8 @@ struct Shared {
     config: FetcherConfig,
     /// Charged for every response frame while any of its records live.
     budget: Option<MemoryBudget>,
+    /// Failed fetches and partition errors retried, by cause.
+    retries: RetryCounts,
     state: Mutex<State>,
     /// Signalled when data or a fatal error is ready for `poll`.
     data_ready: Notify,

@@ -33,6 +33,7 @@ use super::writer::{Outbound, write_requests};
 use super::{Ack, Command, Gate, NewBatch, ProducerConfig};
 use crate::error::{ClientError, KafkaCode, Result};
 use crate::metadata::ClusterMetadata;
+use crate::retries::RetryCounts;
 use crate::{Client, Connection, TopicPartition};
 
 /// Bytes a partition entry adds to a request besides its batch (index,
@@ -198,6 +199,8 @@ struct MetadataState {
 
 pub(crate) struct Driver {
     client: Client,
+    /// Retried failures by cause, shared with the producer handle.
+    retries: RetryCounts,
     config: ProducerConfig,
     limits: Limits,
     timeout_ms: i32,
@@ -244,6 +247,7 @@ impl Driver {
         identity: ProducerIdentity,
         shared_identity: Arc<Mutex<ProducerIdentity>>,
         commands: mpsc::UnboundedReceiver<Command>,
+        retries: RetryCounts,
     ) -> Self {
         let (events_tx, events) = mpsc::unbounded_channel();
         let limits = Limits {
@@ -257,6 +261,7 @@ impl Driver {
         let now = Instant::now();
         Self {
             client,
+            retries,
             timeout_ms: config.timeout_ms().unwrap_or(i32::MAX),
             config,
             limits,
@@ -805,6 +810,7 @@ impl Driver {
             Ok(response) => response,
             Err(err) => {
                 tracing::debug!(broker = %req.broker, error = %err, batches = req.parts.len(), "produce request failed; will retry");
+                self.retries.record(&err);
                 if let Some(broker) = self.brokers.get_mut(&req.node) {
                     if broker.generation == req.generation {
                         if let Conn::Ready { conn, .. } = &broker.conn {
@@ -851,6 +857,7 @@ impl Driver {
                         part.topic, part.partition
                     ),
                 };
+                self.retries.record(&err);
                 outcomes.push(Outcome::Retry(err));
                 continue;
             };
@@ -869,6 +876,7 @@ impl Driver {
                                 self.follow_leader_hint(part.slot, answer.current_leader);
                             }
                             tracing::debug!(error = %err, "retriable produce error");
+                            self.retries.record(&err);
                             Outcome::Retry(err)
                         }
                         Verdict::OutOfOrder => Outcome::OutOfOrder(err),

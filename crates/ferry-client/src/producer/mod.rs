@@ -86,6 +86,7 @@ use tokio::time::Instant;
 use crate::Client;
 use crate::TopicPartition;
 use crate::error::{ClientError, Result};
+use crate::retries::RetryCounts;
 
 pub use config::{MAX_IN_FLIGHT_LIMIT, ProducerConfig};
 use sequence::ProducerIdentity;
@@ -115,6 +116,7 @@ struct Inner {
     gates: Mutex<HashMap<TopicPartition, Arc<Gate>>>,
     identity: Arc<Mutex<ProducerIdentity>>,
     max_in_flight: usize,
+    retries: RetryCounts,
 }
 
 impl fmt::Debug for IdempotentProducer {
@@ -225,7 +227,15 @@ impl IdempotentProducer {
         let shared = Arc::new(Mutex::new(identity));
         let (commands, receiver) = mpsc::unbounded_channel();
         let max_in_flight = config.max_in_flight_per_partition;
-        let driver = driver::Driver::new(client, config, identity, Arc::clone(&shared), receiver);
+        let retries = RetryCounts::default();
+        let driver = driver::Driver::new(
+            client,
+            config,
+            identity,
+            Arc::clone(&shared),
+            receiver,
+            retries.clone(),
+        );
         tokio::spawn(driver.run());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -233,8 +243,14 @@ impl IdempotentProducer {
                 gates: Mutex::new(HashMap::new()),
                 identity: shared,
                 max_in_flight,
+                retries,
             }),
         })
+    }
+
+    /// Requests and batches retried so far, by cause.
+    pub fn retries(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.inner.retries.snapshot()
     }
 
     /// Queues one batch for `tp`, to be produced under `header` with this

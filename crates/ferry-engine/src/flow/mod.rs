@@ -394,6 +394,8 @@ pub async fn run_flow(
             }
             _ = metrics_tick.tick() => {
                 spec.metrics.set_memory(budget.used(), budget.capacity());
+                spec.metrics.set_retries("fetch", &fetcher.retries());
+                spec.metrics.set_retries("produce", &producer.retries());
             }
             _ = progress_tick.tick() => {
                 let lag = spec.metrics.lag_records();
