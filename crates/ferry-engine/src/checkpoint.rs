@@ -14,24 +14,16 @@
 //! replicated record (null if none was replicated yet).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_client::{
-    Client, ClientError, FetchOptions, Isolation, KafkaCode, NewTopic, ProduceOptions,
-    TopicPartition,
-};
-use ferry_wire::batch::{BatchIter, FetchedBatch};
-use ferry_wire::builder::{BatchSpec, build_batch};
-use ferry_wire::codec::Compression;
+use ferry_client::{Client, TopicPartition};
 use ferry_wire::record::Record;
 use serde::{Deserialize, Serialize};
 
+use crate::compacted::{self, StoreError};
+
 /// The checkpoint topic on every target cluster.
 pub const CHECKPOINT_TOPIC: &str = "__ferry_checkpoints";
-
-/// Entries per produced batch: keeps a batch far below 1 MiB.
-const ENTRIES_PER_BATCH: usize = 2_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,49 +43,14 @@ pub struct CheckpointValue {
 }
 
 /// Failures reading or writing checkpoints.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    #[error("checkpoint topic {CHECKPOINT_TOPIC} on the target: {0}")]
-    Client(#[from] ClientError),
-    #[error("checkpoint topic {CHECKPOINT_TOPIC}: {0}")]
-    Wire(#[from] ferry_wire::WireError),
-    #[error(
-        "checkpoint topic {CHECKPOINT_TOPIC}: record at offset {offset} is not a ferry checkpoint ({detail}); \
-         was the topic written by something else?"
-    )]
-    Malformed { offset: i64, detail: String },
-    #[error("checkpoint topic {CHECKPOINT_TOPIC}: reading at offset {offset} failed with {code}")]
-    Fetch { offset: i64, code: KafkaCode },
-    #[error("checkpoint topic {CHECKPOINT_TOPIC}: no progress reading at offset {offset}")]
-    Stalled { offset: i64 },
-}
+pub type CheckpointError = StoreError;
 
 /// Encodes checkpoint entries as record batches (uncompressed: tiny JSON).
 pub fn encode(entries: &[(CheckpointKey, CheckpointValue)]) -> Result<Vec<Bytes>, CheckpointError> {
-    entries
-        .chunks(ENTRIES_PER_BATCH)
-        .map(|chunk| {
-            let records: Vec<Record> = chunk
-                .iter()
-                .map(|(k, v)| Record {
-                    offset: 0,
-                    timestamp: v.time_ms,
-                    key: Some(Bytes::from(json(k))),
-                    value: Some(Bytes::from(json(v))),
-                    headers: Vec::new(),
-                })
-                .collect();
-            Ok(build_batch(
-                &BatchSpec::producer(Compression::None),
-                &records,
-            )?)
-        })
-        .collect()
-}
-
-fn json<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serializing these plain structs cannot fail.
-    serde_json::to_vec(v).unwrap_or_default()
+    let time = entries.iter().map(|(_, v)| v.time_ms).max().unwrap_or(0);
+    let entries: Vec<(&CheckpointKey, Option<&CheckpointValue>)> =
+        entries.iter().map(|(k, v)| (k, Some(v))).collect();
+    compacted::encode(CHECKPOINT_TOPIC, &entries, time)
 }
 
 /// Folds checkpoint records into the latest value per key (later wins).
@@ -101,22 +58,15 @@ pub fn fold(
     state: &mut HashMap<CheckpointKey, CheckpointValue>,
     record: &Record,
 ) -> Result<(), CheckpointError> {
-    let malformed = |detail: String| CheckpointError::Malformed {
-        offset: record.offset,
-        detail,
-    };
-    let key = record
-        .key
-        .as_ref()
-        .ok_or_else(|| malformed("null key".into()))?;
-    let key: CheckpointKey = serde_json::from_slice(key).map_err(|e| malformed(e.to_string()))?;
+    let key: CheckpointKey =
+        compacted::parse(CHECKPOINT_TOPIC, record.offset, record.key.as_ref(), "key")?;
     match &record.value {
         None => {
             state.remove(&key); // a tombstone: the checkpoint was deleted
         }
         Some(v) => {
             let value: CheckpointValue =
-                serde_json::from_slice(v).map_err(|e| malformed(e.to_string()))?;
+                compacted::parse(CHECKPOINT_TOPIC, record.offset, Some(v), "value")?;
             state.insert(key, value);
         }
     }
@@ -136,21 +86,7 @@ impl CheckpointStore {
 
     /// Creates the checkpoint topic if it does not exist.
     pub async fn ensure_topic(&self) -> Result<(), CheckpointError> {
-        let topic = NewTopic {
-            name: CHECKPOINT_TOPIC.into(),
-            partitions: 1,
-            replication_factor: -1,
-            configs: vec![("cleanup.policy".into(), "compact".into())],
-        };
-        match self.client.create_topic(&topic).await {
-            Ok(()) => {}
-            Err(e) if e.kafka_code() == Some(KafkaCode::TOPIC_ALREADY_EXISTS) => {}
-            Err(e) => return Err(e.into()),
-        }
-        self.client
-            .wait_for_topic(CHECKPOINT_TOPIC, 1, Duration::from_secs(30))
-            .await?;
-        Ok(())
+        compacted::ensure(&self.client, CHECKPOINT_TOPIC).await
     }
 
     /// Every checkpoint of `flow`, by source partition.
@@ -158,48 +94,8 @@ impl CheckpointStore {
         &self,
         flow: &str,
     ) -> Result<HashMap<TopicPartition, CheckpointValue>, CheckpointError> {
-        let options = FetchOptions {
-            isolation: Isolation::ReadCommitted,
-            max_wait: Duration::ZERO,
-            partition_max_bytes: 8 << 20,
-            ..FetchOptions::default()
-        };
         let mut state = HashMap::new();
-        let mut offset = 0;
-        loop {
-            let fetched = self
-                .client
-                .fetch_raw(CHECKPOINT_TOPIC, 0, offset, &options)
-                .await?;
-            match fetched.error {
-                None => {}
-                // Compaction or retention removed the start: begin at the log start.
-                Some(KafkaCode::OFFSET_OUT_OF_RANGE) if offset < fetched.log_start_offset => {
-                    offset = fetched.log_start_offset;
-                    continue;
-                }
-                Some(code) => return Err(CheckpointError::Fetch { offset, code }),
-            }
-            if offset >= fetched.high_watermark {
-                break;
-            }
-            let before = offset;
-            for entry in BatchIter::new(fetched.records.clone()) {
-                let FetchedBatch::V2(batch) = entry? else {
-                    continue;
-                };
-                offset = batch.header().next_offset();
-                if batch.header().is_control() {
-                    continue;
-                }
-                for record in batch.records(64 << 20)? {
-                    fold(&mut state, &record?)?;
-                }
-            }
-            if offset == before {
-                return Err(CheckpointError::Stalled { offset });
-            }
-        }
+        compacted::read_all(&self.client, CHECKPOINT_TOPIC, |r| fold(&mut state, r)).await?;
         Ok(state
             .into_iter()
             .filter(|(k, _)| k.flow == flow)
@@ -207,40 +103,12 @@ impl CheckpointStore {
             .collect())
     }
 
-    /// Writes checkpoint entries (acks=all). Retries while the topic's
-    /// leadership settles: those errors mean nothing was appended.
+    /// Writes checkpoint entries (acks=all).
     pub async fn write(
         &self,
         entries: &[(CheckpointKey, CheckpointValue)],
     ) -> Result<(), CheckpointError> {
-        for batch in encode(entries)? {
-            let mut attempt = 0u32;
-            loop {
-                let result = self
-                    .client
-                    .produce_batch(
-                        CHECKPOINT_TOPIC,
-                        0,
-                        vec![batch.clone()],
-                        &ProduceOptions::default(),
-                    )
-                    .await;
-                match result {
-                    Ok(_) => break,
-                    Err(e) if attempt < 20 && e.is_retriable() => {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10))))
-                            .await;
-                        let _ = self
-                            .client
-                            .refresh_metadata(Some(&[CHECKPOINT_TOPIC]))
-                            .await;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(())
+        compacted::write(&self.client, CHECKPOINT_TOPIC, encode(entries)?).await
     }
 }
 
@@ -284,11 +152,11 @@ mod tests {
     fn the_format_is_plain_json() {
         let (k, v) = entry("east-to-west", 3, 1200);
         assert_eq!(
-            String::from_utf8(json(&k)).unwrap(),
+            String::from_utf8(compacted::json(&k)).unwrap(),
             r#"{"flow":"east-to-west","topic":"orders","partition":3}"#
         );
         assert!(
-            String::from_utf8(json(&v))
+            String::from_utf8(compacted::json(&v))
                 .unwrap()
                 .starts_with(r#"{"source_offset":1200,"#)
         );

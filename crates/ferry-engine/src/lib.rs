@@ -13,6 +13,7 @@
 //! - [`config`]: the validated configuration (TOML or built in code).
 
 pub mod checkpoint;
+pub mod compacted;
 pub mod config;
 mod engine;
 mod error;
@@ -20,6 +21,7 @@ pub mod flow;
 pub mod inflight;
 pub mod metrics;
 pub mod offset_map;
+pub mod offset_store;
 pub mod plan;
 pub mod topics;
 

@@ -6,6 +6,12 @@
 //! continue each other merge, so a partition replicated without gaps is one
 //! entry however long it is. Offsets that were never replicated (aborted
 //! transactions, markers, compaction gaps) fall between runs.
+//!
+//! An *anchor* is a run of length 0: "from this source offset on, until the
+//! next run, resume at this target offset". A restart after a crash records
+//! one over the stretch it cannot map exactly (between the last checkpoint
+//! and the records it found already on the target), so translations there
+//! err towards re-reading a few records, never towards skipping one.
 
 use std::collections::BTreeMap;
 
@@ -71,6 +77,23 @@ impl OffsetMap {
         Ok(())
     }
 
+    /// Records an anchor (see the module docs): source offsets from `source`
+    /// up to the next run translate to `target`.
+    pub fn record_anchor(&mut self, source: i64, target: i64) -> Result<(), OutOfOrder> {
+        let new = Run {
+            source,
+            target,
+            len: 0,
+        };
+        if let Some((_, last)) = self.runs.iter().next_back() {
+            if source < last.source_end() || target < last.target_end() {
+                return Err(OutOfOrder { last: *last, new });
+            }
+        }
+        self.runs.insert(source, new);
+        Ok(())
+    }
+
     /// Records a re-encoded batch: record `i` of a batch landing at `target`
     /// came from `source_offsets[i]` (increasing, possibly with gaps).
     pub fn record_offsets(
@@ -94,17 +117,41 @@ impl OffsetMap {
 
     /// The target offset of the first replicated record at or after source
     /// offset `source`: where a consumer that would read `source` next on the
-    /// source continues on the target. `None` if nothing at or after it has
-    /// been replicated yet.
+    /// source continues on the target.
+    ///
+    /// Inside a run: exact. In a gap after a run (aborted or compacted
+    /// records, markers) or past the last run: the target offset after that
+    /// run, where the next replicated record landed or will land (ferry is
+    /// the target partition's only writer). After an anchor: the anchor's
+    /// target. Before every run: the first run's target. `None` for an
+    /// empty map.
     pub fn translate(&self, source: i64) -> Option<i64> {
-        // The run starting at or before `source`, if `source` falls inside it.
         if let Some((_, run)) = self.runs.range(..=source).next_back() {
             if source < run.source_end() {
                 return Some(run.target + (source - run.source));
             }
+            return Some(run.target_end());
         }
-        // Otherwise the next run after it.
-        self.runs.range(source..).next().map(|(_, run)| run.target)
+        self.runs.values().next().map(|run| run.target)
+    }
+
+    /// Forgets everything at or after source offset `source` (a run that
+    /// crosses it is cut there): a later record of the map replaces it.
+    pub fn truncate_from(&mut self, source: i64) {
+        let _ = self.runs.split_off(&source);
+        if let Some((_, last)) = self.runs.iter_mut().next_back() {
+            if last.source_end() > source {
+                last.len = source - last.source;
+            }
+        }
+    }
+
+    /// Keeps only the last run (the one later runs may extend): for a map
+    /// whose earlier runs were handed to a [`crate::offset_store::RunJournal`].
+    pub fn keep_last_run(&mut self) {
+        while self.runs.len() > 1 {
+            self.runs.pop_first();
+        }
     }
 
     /// Source offset after the last replicated record, and the target offset
@@ -149,7 +196,12 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m.translate(0), Some(100));
         assert_eq!(m.translate(14), Some(114));
-        assert_eq!(m.translate(15), None);
+        assert_eq!(
+            m.translate(15),
+            Some(115),
+            "past the end: where the next record lands"
+        );
+        assert_eq!(OffsetMap::new().translate(3), None);
         assert_eq!(m.end(), Some((15, 115)));
     }
 
@@ -180,6 +232,36 @@ mod tests {
         assert_eq!(m.translate(7), Some(43));
         assert_eq!(m.translate(9), Some(43));
         assert_eq!(m.end(), Some((10, 44)));
+    }
+
+    #[test]
+    fn an_anchor_covers_an_unknown_stretch_conservatively() {
+        let mut m = OffsetMap::new();
+        m.record(0, 0, 10).unwrap();
+        // Restart: source 10..14 went somewhere in target 10..13, not known exactly.
+        m.record_anchor(10, 10).unwrap();
+        m.record(14, 13, 5).unwrap();
+        assert_eq!(m.translate(9), Some(9));
+        assert_eq!(m.translate(10), Some(10));
+        assert_eq!(m.translate(13), Some(10), "re-read, never skip");
+        assert_eq!(m.translate(14), Some(13));
+        // A run that continues the anchor exactly merges into it.
+        let mut m = OffsetMap::new();
+        m.record_anchor(5, 7).unwrap();
+        m.record(5, 7, 3).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.translate(6), Some(8));
+    }
+
+    #[test]
+    fn truncation_from_a_source_offset_cuts_the_crossing_run() {
+        let mut m = OffsetMap::new();
+        m.record(0, 0, 10).unwrap();
+        m.record(12, 10, 5).unwrap();
+        m.truncate_from(5);
+        assert_eq!(m.end(), Some((5, 5)));
+        m.record_anchor(5, 5).unwrap();
+        assert_eq!(m.translate(7), Some(5));
     }
 
     #[test]

@@ -31,6 +31,9 @@ enum Command {
     /// Mirror the configured flows until SIGTERM/SIGINT, then drain
     /// in-flight batches and write final checkpoints.
     Run(cmd::run::Args),
+    /// Translate source offsets to target offsets with the flows' exact
+    /// offset map.
+    Offsets(cmd::offsets::Args),
     /// One screen per flow: state, lag, rate and errors, from the running
     /// instance (`[metrics] listen`) or else from the clusters' checkpoints.
     Status(cmd::status::Args),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&args),
         Command::Verify(args) => cmd::verify::run(&args),
         Command::Status(args) => cmd::status::run(&args),
+        Command::Offsets(args) => cmd::offsets::run(&args),
     };
     match result {
         Ok(code) => code,

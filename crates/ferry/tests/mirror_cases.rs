@@ -456,6 +456,23 @@ async fn transactions_mirror_only_committed_records() {
             .filter(|r| !without(com, &["offset"]).contains(r))
             .collect();
         assert_eq!(aborted.len(), 18, "{topic}: aborted records in the source");
+        // Exact translation of every source offset, across aborted records
+        // and markers: the target offset of the first committed record at
+        // or after it (the committed records are renumbered from 0).
+        let committed_at = offsets(com);
+        let end = offsets(all).last().copied().unwrap_or(0) + 2; // past the last marker
+        let translated = common::translate(&config, topic, 0, end);
+        for s in 0..end {
+            let want = committed_at
+                .iter()
+                .position(|&o| o >= s)
+                .unwrap_or(committed_at.len());
+            assert_eq!(
+                translated[usize::try_from(s).unwrap()],
+                i64::try_from(want).unwrap(),
+                "{topic}: source offset {s}"
+            );
+        }
         assert!(
             without(dst, &["offset"])
                 .iter()
@@ -629,6 +646,21 @@ async fn compacted_topics_mirror_the_surviving_records() {
             (0..i64::try_from(dst.len()).unwrap()).collect::<Vec<_>>(),
             "{topic}: target offsets without gaps"
         );
+        // Exact translation across the compaction gaps (re-encoded batches).
+        let survivors = offsets(src);
+        let end = survivors.last().copied().unwrap_or(0) + 1;
+        let translated = common::translate(&config, topic, 0, end);
+        for s in 0..end {
+            let want = survivors
+                .iter()
+                .position(|&o| o >= s)
+                .unwrap_or(survivors.len());
+            assert_eq!(
+                translated[usize::try_from(s).unwrap()],
+                i64::try_from(want).unwrap(),
+                "{topic}: source offset {s}"
+            );
+        }
         let empty = source_batches[topic]
             .iter()
             .filter(|b| b.header().record_count == 0)

@@ -46,6 +46,8 @@ use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
 use crate::config::{Config, ConfigFilter, FlowConfig, StartPosition};
 use crate::inflight::Committed;
 use crate::metrics::{FlowMetrics, Metrics};
+use crate::offset_map::OffsetMap;
+use crate::offset_store::{OffsetMapStore, RunJournal};
 use crate::topics::{TopicNaming, TopicPolicy};
 
 pub use stats::FlowStats;
@@ -206,6 +208,9 @@ impl Progress {
     }
 }
 
+/// Each partition's offset-map runs not yet written, shared with the checkpointer.
+type Journals = Arc<Mutex<HashMap<TopicPartition, RunJournal>>>;
+
 /// Committed positions of every partition of a flow, shared with the checkpointer.
 type Positions = Arc<Mutex<HashMap<TopicPartition, (String, Committed)>>>;
 
@@ -232,6 +237,10 @@ pub async fn run_flow(
     let store = CheckpointStore::new(target.clone());
     store.ensure_topic().await?;
     let checkpoints = store.load(&spec.name).await?;
+    let map_store = OffsetMapStore::new(target.clone());
+    map_store.ensure_topic().await?;
+    let persisted_maps = map_store.load(&spec.name).await?;
+    let journals: Journals = Arc::default();
     tracing::info!(flow = %spec.name, checkpoints = checkpoints.len(), "flow starting");
 
     let producer = IdempotentProducer::start(target.clone(), spec.tuning.producer.clone())
@@ -340,6 +349,18 @@ pub async fn run_flow(
                             continue;
                         }
                     };
+                    // Where the persisted map ends, if not exactly here: an
+                    // anchor keeps translations there conservative.
+                    let mapped_to = persisted_maps
+                        .get(&assignment.source)
+                        .and_then(OffsetMap::end)
+                        .filter(|&(s, t)| s <= position && t <= target_end)
+                        .or_else(|| {
+                            checkpoints.get(&assignment.source).and_then(|c| {
+                                c.target_offset.map(|t| (c.source_offset, t))
+                            })
+                        });
+                    let anchor = mapped_to.filter(|&end| end != (position, target_end));
                     let (tx, rx) = queue::partition_queue(assignment.source.clone(), Arc::clone(&fetcher));
                     lock(&routes).insert(assignment.source.clone(), tx);
                     fetcher.assign(assignment.source.clone(), position);
@@ -374,6 +395,8 @@ pub async fn run_flow(
                         producer: producer.clone(),
                         fetcher: Arc::clone(&fetcher),
                         positions: Arc::clone(&positions),
+                        journals: Arc::clone(&journals),
+                        anchor,
                         stats: Arc::clone(&stats),
                         stop: stop_rx.clone(),
                     };
@@ -387,7 +410,7 @@ pub async fn run_flow(
                 // after a crash before the first periodic checkpoint, the
                 // restart can still match the target's tail (see resume.rs).
                 if newly_started {
-                    if let Err(e) = write_checkpoints(&store, &spec.name, &positions, &mut written).await {
+                    if let Err(e) = write_checkpoints((&store, &map_store, &journals), &spec.name, &positions, &mut written).await {
                         tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
                     }
                 }
@@ -405,7 +428,7 @@ pub async fn run_flow(
             }
             _ = checkpoint_tick.tick() => {
                 // Positions stay in memory; a failed write is retried next tick.
-                if let Err(e) = write_checkpoints(&store, &spec.name, &positions, &mut written).await {
+                if let Err(e) = write_checkpoints((&store, &map_store, &journals), &spec.name, &positions, &mut written).await {
                     spec.metrics.error("checkpoint", None);
                     tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
                 }
@@ -438,7 +461,13 @@ pub async fn run_flow(
             tracing::error!(flow = %spec.name, error = %e, "partition stopped");
         }
     }
-    write_checkpoints(&store, &spec.name, &positions, &mut written).await?;
+    write_checkpoints(
+        (&store, &map_store, &journals),
+        &spec.name,
+        &positions,
+        &mut written,
+    )
+    .await?;
     producer
         .close()
         .await
@@ -502,12 +531,16 @@ async fn start_offset(
     Ok(offsets.first().map_or(0, |(_, o)| *o))
 }
 
+/// Writes the offset map's new runs, then the checkpoints. Positions are
+/// read first: partition tasks journal their runs before they publish a
+/// position, so the map written covers every checkpoint written after it.
 async fn write_checkpoints(
-    store: &CheckpointStore,
+    stores: (&CheckpointStore, &OffsetMapStore, &Journals),
     flow: &str,
     positions: &Positions,
     written: &mut HashMap<TopicPartition, i64>,
 ) -> Result<(), EngineError> {
+    let (store, map_store, journals) = stores;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -531,6 +564,20 @@ async fn write_checkpoints(
             )
         })
         .collect();
+    let runs: Vec<_> = lock(journals)
+        .iter()
+        .map(|(tp, j)| (tp.clone(), j.pending()))
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    if !runs.is_empty() {
+        map_store.write(flow, &runs, now).await?;
+        let mut journals = lock(journals);
+        for (tp, writes) in &runs {
+            if let Some(j) = journals.get_mut(tp) {
+                j.written(writes);
+            }
+        }
+    }
     if changed.is_empty() {
         return Ok(());
     }

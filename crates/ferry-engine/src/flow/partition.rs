@@ -49,6 +49,11 @@ pub(super) struct PartitionTask {
     pub producer: IdempotentProducer,
     pub fetcher: Arc<SourceFetcher>,
     pub positions: Positions,
+    /// Where this partition's offset-map runs wait to be written.
+    pub journals: super::Journals,
+    /// Source and target offsets from which the map is not known exactly
+    /// up to `position` (a restart after a crash): recorded as an anchor.
+    pub anchor: Option<(i64, i64)>,
     pub stats: Arc<FlowStats>,
     pub stop: watch::Receiver<bool>,
 }
@@ -77,6 +82,11 @@ impl PartitionTask {
         let mut planner = PartitionPlanner::new(self.source.clone(), self.position, config);
         let mut inflight = InFlight::starting_at(self.position, self.target_position);
         let mut map = OffsetMap::new();
+        if let Some((source, target)) = self.anchor {
+            map.record_anchor(source, target)
+                .map_err(|e| self.internal(e.to_string()))?;
+            self.journal(&mut map);
+        }
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
         let mut metrics = self.spec.metrics.partition(&self.source);
         let mut stopping = false;
@@ -112,6 +122,7 @@ impl PartitionTask {
                         .ack(done.id, ack.base_offset)
                         .map_err(|e| self.internal(e.to_string()))?;
                     inflight.advance(&mut map).map_err(|e| self.internal(e.to_string()))?;
+                    self.journal(&mut map);
                     metrics.mirrored(inflight.committed().source_offset, now);
                     self.publish(&inflight);
                 }
@@ -132,8 +143,18 @@ impl PartitionTask {
         inflight
             .advance(&mut map)
             .map_err(|e| self.internal(e.to_string()))?;
+        self.journal(&mut map);
         self.publish(&inflight);
         Ok(())
+    }
+
+    /// Hands the map's finished runs to the checkpointer (before the
+    /// position they lead to is published).
+    fn journal(&self, map: &mut OffsetMap) {
+        lock(&self.journals)
+            .entry(self.source.clone())
+            .or_default()
+            .absorb(map);
     }
 
     fn internal(&self, detail: String) -> EngineError {
@@ -262,6 +283,7 @@ impl PartitionTask {
         inflight
             .advance(map)
             .map_err(|e| self.internal(e.to_string()))?;
+        self.journal(map);
         self.publish(inflight);
         Ok(())
     }
@@ -330,6 +352,7 @@ impl PartitionTask {
         inflight
             .advance(map)
             .map_err(|e| self.internal(e.to_string()))?;
+        self.journal(map);
         self.publish(inflight);
         self.fetcher.assign(self.source.clone(), earliest);
         Ok(())

@@ -7,6 +7,7 @@ use ferry_engine::config::{Config, ConfigError};
 
 pub mod check;
 pub mod inspect;
+pub mod offsets;
 pub mod replay;
 pub mod run;
 pub mod status;

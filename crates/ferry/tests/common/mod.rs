@@ -270,3 +270,25 @@ pub async fn produce(c: &Client, topic: &str, partition: i32, batches: usize, se
             .unwrap();
     }
 }
+
+/// `ferry offsets translate` for source offsets `0..end` of `partition`:
+/// the target offset of each.
+pub fn translate(config: &std::path::Path, topic: &str, partition: i32, end: i64) -> Vec<i64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["offsets", "translate", "--config"])
+        .arg(config)
+        .args(["--topic", topic, "--partition", &partition.to_string()])
+        .args(["--offset", &format!("0..{end}")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
