@@ -135,6 +135,23 @@ impl OffsetMap {
         self.runs.values().next().map(|run| run.target)
     }
 
+    /// Records `run` (an anchor if its length is 0) as the authoritative
+    /// map from its source offset on: whatever it overlaps is dropped first
+    /// (a longer version of the last run, or runs persisted ahead of a
+    /// checkpoint that a restart re-mapped).
+    pub fn record_run(&mut self, run: Run) -> Result<(), OutOfOrder> {
+        if self.end().is_some_and(|(source, _)| source > run.source)
+            || self.runs.contains_key(&run.source)
+        {
+            self.truncate_from(run.source);
+        }
+        if run.len == 0 {
+            self.record_anchor(run.source, run.target)
+        } else {
+            self.record(run.source, run.target, run.len)
+        }
+    }
+
     /// Forgets everything at or after source offset `source` (a run that
     /// crosses it is cut there): a later record of the map replaces it.
     pub fn truncate_from(&mut self, source: i64) {
@@ -262,6 +279,35 @@ mod tests {
         assert_eq!(m.end(), Some((5, 5)));
         m.record_anchor(5, 5).unwrap();
         assert_eq!(m.translate(7), Some(5));
+    }
+
+    #[test]
+    fn record_run_replaces_what_it_overlaps() {
+        let mut m = OffsetMap::new();
+        m.record(0, 0, 10).unwrap();
+        m.record_run(Run {
+            source: 0,
+            target: 0,
+            len: 15,
+        })
+        .unwrap();
+        assert_eq!(m.end(), Some((15, 15)));
+        m.record_run(Run {
+            source: 12,
+            target: 12,
+            len: 0,
+        })
+        .unwrap();
+        assert_eq!(m.translate(13), Some(12));
+        assert!(
+            m.record_run(Run {
+                source: 20,
+                target: 5,
+                len: 1
+            })
+            .is_err(),
+            "target going back"
+        );
     }
 
     #[test]

@@ -64,6 +64,9 @@ struct Chunk {
 pub struct RunJournal {
     /// Full chunks not yet written, then the chunk still growing.
     chunks: Vec<Chunk>,
+    /// The whole map as known: persisted runs loaded at start plus every
+    /// run since (what consumer-group offsets are translated with).
+    known: OffsetMap,
 }
 
 /// Chunks to write for one partition: (first source offset, runs).
@@ -72,6 +75,19 @@ pub type ChunkWrites = Vec<(i64, Vec<Run>)>;
 impl RunJournal {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A journal for a partition whose persisted map is `known`.
+    pub fn with_map(known: OffsetMap) -> Self {
+        Self {
+            chunks: Vec::new(),
+            known,
+        }
+    }
+
+    /// The partition's whole map as known now.
+    pub fn map(&self) -> &OffsetMap {
+        &self.known
     }
 
     /// Moves `map`'s runs into the journal, leaving `map` only its last run
@@ -84,6 +100,12 @@ impl RunJournal {
     }
 
     fn push(&mut self, run: Run) {
+        // Live runs follow each other; one that does not fit the loaded map
+        // (a target reset under ferry) starts the known map afresh.
+        if self.known.record_run(run).is_err() {
+            self.known = OffsetMap::new();
+            let _ = self.known.record_run(run);
+        }
         if let Some(chunk) = self.chunks.last_mut() {
             if let Some(last) = chunk.runs.last_mut() {
                 if last.source == run.source {
@@ -217,26 +239,20 @@ impl OffsetMapStore {
 /// its checkpoint) replaces them from its source offset on; if it still does
 /// not fit (a target that was reset), the map starts afresh there.
 fn assemble(chunks: BTreeMap<ChunkKey, ChunkValue>) -> HashMap<TopicPartition, OffsetMap> {
-    let record = |map: &mut OffsetMap, [source, target, len]: [i64; 3]| {
-        if len == 0 {
-            map.record_anchor(source, target)
-        } else {
-            map.record(source, target, len)
-        }
-    };
     let mut maps: HashMap<TopicPartition, OffsetMap> = HashMap::new();
     for (key, value) in chunks {
         let map = maps
             .entry(TopicPartition::new(key.topic, key.partition))
             .or_default();
-        for run in value.runs {
-            if record(map, run).is_ok() {
-                continue;
-            }
-            map.truncate_from(run[0]);
-            if record(map, run).is_err() {
+        for [source, target, len] in value.runs {
+            let run = Run {
+                source,
+                target,
+                len,
+            };
+            if map.record_run(run).is_err() {
                 *map = OffsetMap::new();
-                let _ = record(map, run);
+                let _ = map.record_run(run);
             }
         }
     }
@@ -276,6 +292,12 @@ mod tests {
             journal.pending(),
             vec![(0, vec![run(0, 0, 15), run(20, 15, 1)])]
         );
+        assert_eq!(
+            journal.map().translate(17),
+            Some(15),
+            "the known map has it all"
+        );
+        assert_eq!(journal.map().len(), 2);
     }
 
     #[test]

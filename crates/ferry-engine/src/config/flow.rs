@@ -10,6 +10,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::groups::GroupSync;
 use super::units::{ByteSize, Timestamp, deserialize_duration, format_duration};
 use crate::plan::PlanConfig;
 use crate::topics::{IdentityNaming, PrefixNaming, TopicNaming, TopicPolicy};
@@ -98,6 +99,9 @@ pub struct FlowConfig {
     /// Throughput and memory settings.
     #[serde(default)]
     pub tuning: Tuning,
+    /// Consumer-group offset sync (`[flows.groups]`).
+    #[serde(default)]
+    pub groups: GroupSync,
 }
 
 fn default_topics() -> Vec<String> {
@@ -161,6 +165,7 @@ impl FlowConfig {
             exclude_configs: default_exclude_configs(),
             replication_factor: default_replication_factor(),
             tuning: Tuning::default(),
+            groups: GroupSync::default(),
         }
     }
 

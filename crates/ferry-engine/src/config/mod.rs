@@ -32,6 +32,7 @@
 mod cluster;
 mod env;
 mod flow;
+mod groups;
 mod metrics;
 mod units;
 mod validate;
@@ -50,6 +51,7 @@ pub use flow::{
     ConfigFilter, DEFAULT_EXCLUDE_CONFIGS, FlowConfig, Naming, StartPosition, Tuning,
     default_flow_name,
 };
+pub use groups::{DEFAULT_EXCLUDE_GROUPS, GroupSync};
 pub use metrics::MetricsConfig;
 pub use units::{ByteSize, Timestamp, format_duration, parse_duration};
 

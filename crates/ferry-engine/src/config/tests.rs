@@ -582,3 +582,27 @@ fn wrong_types_are_named_in_toml_words() {
         "clusters.east: invalid type: string \"a:1\", expected a table"
     );
 }
+
+#[test]
+fn group_sync_settings_are_checked_and_default_like_mirrormaker() {
+    let config = Config::from_toml_str(&with_flows(MINIMAL_FLOW), |_| None).unwrap();
+    let groups = &config.flows[0].groups;
+    assert!(groups.enabled);
+    assert_eq!(groups.include, [".*"]);
+    assert_eq!(
+        groups.exclude,
+        ["console-consumer-.*", "connect-.*", "__.*"]
+    );
+    assert_eq!(groups.interval, std::time::Duration::from_secs(5));
+    let p = problem(&with_flows(&format!(
+        "{MINIMAL_FLOW}[flows.groups]\ninclude = [\"(app\"]\n"
+    )));
+    assert!(
+        p.starts_with("flows[0].groups.include[0]: invalid regex \"(app\""),
+        "{p}"
+    );
+    let p = problem(&with_flows(&format!(
+        "{MINIMAL_FLOW}[flows.groups]\ninterval = \"100ms\"\n"
+    )));
+    assert!(p.starts_with("flows[0].groups.interval: "), "{p}");
+}

@@ -160,6 +160,8 @@ fn check_flow(config: &Config, i: usize, f: &FlowConfig, p: &mut Vec<Problem>) {
         ("topics", &f.topics),
         ("exclude", &f.exclude),
         ("exclude_configs", &f.exclude_configs),
+        ("groups.include", &f.groups.include),
+        ("groups.exclude", &f.groups.exclude),
     ] {
         for (j, pattern) in patterns.iter().enumerate() {
             if let Err(e) = anchored(pattern) {
@@ -174,6 +176,13 @@ fn check_flow(config: &Config, i: usize, f: &FlowConfig, p: &mut Vec<Problem>) {
             }
         }
     }
+    duration_range(
+        p,
+        at("groups.interval"),
+        f.groups.interval,
+        Duration::from_secs(1),
+        Duration::from_secs(3_600),
+    );
     duration_range(
         p,
         at("discovery_interval"),

@@ -361,6 +361,10 @@ pub async fn run_flow(
                             })
                         });
                     let anchor = mapped_to.filter(|&end| end != (position, target_end));
+                    lock(&journals).insert(
+                        assignment.source.clone(),
+                        RunJournal::with_map(persisted_maps.get(&assignment.source).cloned().unwrap_or_default()),
+                    );
                     let (tx, rx) = queue::partition_queue(assignment.source.clone(), Arc::clone(&fetcher));
                     lock(&routes).insert(assignment.source.clone(), tx);
                     fetcher.assign(assignment.source.clone(), position);
