@@ -182,8 +182,12 @@ impl OffsetMap {
 
     /// Drops runs that end at or before target offset `target_start` (the
     /// target's log start: nothing below it can be read any more).
+    /// The last run always stays: offsets after it still translate to where
+    /// the next record lands.
     pub fn truncate_below_target(&mut self, target_start: i64) {
-        self.runs.retain(|_, r| r.target_end() > target_start);
+        let last = self.runs.keys().next_back().copied();
+        self.runs
+            .retain(|source, r| r.target_end() > target_start || Some(*source) == last);
     }
 
     /// Number of runs held.

@@ -67,6 +67,10 @@ pub struct RunJournal {
     /// The whole map as known: persisted runs loaded at start plus every
     /// run since (what consumer-group offsets are translated with).
     known: OffsetMap,
+    /// Chunks on the topic: (key's source offset, target offset after
+    /// their last run), so those the target's retention has passed can be
+    /// deleted.
+    stored: Vec<(i64, i64)>,
 }
 
 /// Chunks to write for one partition: (first source offset, runs).
@@ -77,12 +81,32 @@ impl RunJournal {
         Self::default()
     }
 
-    /// A journal for a partition whose persisted map is `known`.
-    pub fn with_map(known: OffsetMap) -> Self {
+    /// A journal for a partition whose persisted map is `known`, stored in
+    /// chunks `stored` ((first source offset, target offset after), as
+    /// [`OffsetMapStore::load`] returns them).
+    pub fn with_map(known: OffsetMap, stored: Vec<(i64, i64)>) -> Self {
         Self {
             chunks: Vec::new(),
             known,
+            stored,
         }
+    }
+
+    /// Forgets what lies wholly below `target_start` (the target
+    /// partition's log start: nothing there can be consumed any more) and
+    /// returns the stored chunks to delete from the topic.
+    pub fn expire_below(&mut self, target_start: i64) -> Vec<i64> {
+        self.known.truncate_below_target(target_start);
+        let open = self.chunks.last().map(|c| c.from);
+        let mut expired = Vec::new();
+        self.stored.retain(|&(from, end)| {
+            let gone = end <= target_start && Some(from) != open;
+            if gone {
+                expired.push(from);
+            }
+            !gone
+        });
+        expired
     }
 
     /// The partition's whole map as known now.
@@ -141,6 +165,13 @@ impl RunJournal {
     /// `writes` (from [`pending`](Self::pending)) are on the topic: full
     /// chunks written leave memory, the growing one is clean until it grows.
     pub fn written(&mut self, writes: &ChunkWrites) {
+        for (from, runs) in writes {
+            let end = runs.last().map_or(0, |r| r.target + r.len);
+            match self.stored.iter_mut().find(|(f, _)| f == from) {
+                Some(entry) => entry.1 = end,
+                None => self.stored.push((*from, end)),
+            }
+        }
         for chunk in &mut self.chunks {
             if writes
                 .iter()
@@ -207,8 +238,39 @@ impl OffsetMapStore {
         compacted::write(&self.client, OFFSET_MAP_TOPIC, batches).await
     }
 
-    /// `flow`'s whole map, by source partition.
-    pub async fn load(&self, flow: &str) -> Result<HashMap<TopicPartition, OffsetMap>, StoreError> {
+    /// Deletes chunks (tombstones; compaction removes them).
+    pub async fn delete(
+        &self,
+        flow: &str,
+        chunks: &[(TopicPartition, Vec<i64>)],
+        time_ms: i64,
+    ) -> Result<(), StoreError> {
+        let entries: Vec<(ChunkKey, Option<ChunkValue>)> = chunks
+            .iter()
+            .flat_map(|(tp, froms)| {
+                froms.iter().map(move |from| {
+                    (
+                        ChunkKey {
+                            flow: flow.to_owned(),
+                            topic: tp.topic.to_string(),
+                            partition: tp.partition,
+                            from: *from,
+                        },
+                        None,
+                    )
+                })
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let batches = compacted::encode(OFFSET_MAP_TOPIC, &entries, time_ms)?;
+        compacted::write(&self.client, OFFSET_MAP_TOPIC, batches).await
+    }
+
+    /// `flow`'s whole map, by source partition, with where each partition's
+    /// chunks end on the target ((first source offset, target offset after)).
+    pub async fn load(&self, flow: &str) -> Result<HashMap<TopicPartition, LoadedMap>, StoreError> {
         let mut chunks: BTreeMap<ChunkKey, ChunkValue> = BTreeMap::new();
         compacted::read_all(&self.client, OFFSET_MAP_TOPIC, |r| {
             let key: ChunkKey =
@@ -229,8 +291,30 @@ impl OffsetMapStore {
             Ok(())
         })
         .await?;
-        Ok(assemble(chunks))
+        let mut stored: HashMap<TopicPartition, Vec<(i64, i64)>> = HashMap::new();
+        for (key, value) in &chunks {
+            let end = value.runs.last().map_or(0, |[_, t, len]| t + len);
+            stored
+                .entry(TopicPartition::new(key.topic.as_str(), key.partition))
+                .or_default()
+                .push((key.from, end));
+        }
+        Ok(assemble(chunks)
+            .into_iter()
+            .map(|(tp, map)| {
+                let chunks = stored.remove(&tp).unwrap_or_default();
+                (tp, LoadedMap { map, chunks })
+            })
+            .collect())
     }
+}
+
+/// One partition's persisted map and its chunks on the topic.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedMap {
+    pub map: OffsetMap,
+    /// (first source offset, target offset after) of each stored chunk.
+    pub chunks: Vec<(i64, i64)>,
 }
 
 /// Builds each partition's map from its chunks (ordered by their key, so by
@@ -314,6 +398,32 @@ mod tests {
         assert_eq!(pending[1].0, i64::try_from(RUNS_PER_CHUNK).unwrap() * 2);
         journal.written(&pending);
         assert_eq!(journal.chunks.len(), 1, "only the growing chunk stays");
+    }
+
+    #[test]
+    fn chunks_below_the_target_log_start_expire() {
+        let mut known = OffsetMap::new();
+        known.record(0, 0, 100).unwrap();
+        let mut journal = RunJournal::with_map(known, vec![(0, 100)]);
+        let mut map = OffsetMap::new();
+        map.record(150, 100, 50).unwrap();
+        journal.absorb(&mut map);
+        let w = journal.pending();
+        journal.written(&w);
+        assert!(
+            journal.expire_below(99).is_empty(),
+            "offset 99 is still there"
+        );
+        assert_eq!(journal.expire_below(120), vec![0]);
+        assert!(
+            journal.expire_below(1_000).is_empty(),
+            "the open chunk stays"
+        );
+        assert_eq!(
+            journal.map().translate(10),
+            Some(100),
+            "below the log start: where it starts"
+        );
     }
 
     #[test]

@@ -46,7 +46,6 @@ use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
 use crate::config::{Config, ConfigFilter, FlowConfig, StartPosition};
 use crate::inflight::Committed;
 use crate::metrics::{FlowMetrics, Metrics};
-use crate::offset_map::OffsetMap;
 use crate::offset_store::{OffsetMapStore, RunJournal};
 use crate::topics::{TopicNaming, TopicPolicy};
 
@@ -208,6 +207,51 @@ impl Progress {
     }
 }
 
+/// Deletes offset-map chunks that the target's retention has passed: the
+/// map stays as large as what the target still holds.
+async fn expire_offset_map(
+    flow: &str,
+    target: &Client,
+    map_store: &OffsetMapStore,
+    journals: &Journals,
+    positions: &Positions,
+) -> Result<(), EngineError> {
+    let mut by_target: HashMap<String, Vec<(TopicPartition, i32)>> = HashMap::new();
+    for (tp, (target_topic, _)) in lock(positions).iter() {
+        by_target
+            .entry(target_topic.clone())
+            .or_default()
+            .push((tp.clone(), tp.partition));
+    }
+    let mut expired = Vec::new();
+    for (topic, parts) in by_target {
+        let ids: Vec<i32> = parts.iter().map(|(_, p)| *p).collect();
+        let Ok(starts) = target
+            .list_offsets(&topic, &ids, OffsetSpec::Earliest)
+            .await
+        else {
+            continue; // retried at the next tick
+        };
+        let mut journals = lock(journals);
+        for (p, start) in starts {
+            let Some((tp, _)) = parts.iter().find(|(_, q)| *q == p) else {
+                continue;
+            };
+            if let Some(j) = journals.get_mut(tp) {
+                let gone = j.expire_below(start);
+                if !gone.is_empty() {
+                    expired.push((tp.clone(), gone));
+                }
+            }
+        }
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    map_store.delete(flow, &expired, now).await?;
+    Ok(())
+}
+
 /// Each partition's offset-map runs not yet written, shared with the checkpointer.
 type Journals = Arc<Mutex<HashMap<TopicPartition, RunJournal>>>;
 
@@ -353,7 +397,7 @@ pub async fn run_flow(
                     // anchor keeps translations there conservative.
                     let mapped_to = persisted_maps
                         .get(&assignment.source)
-                        .and_then(OffsetMap::end)
+                        .and_then(|l| l.map.end())
                         .filter(|&(s, t)| s <= position && t <= target_end)
                         .or_else(|| {
                             checkpoints.get(&assignment.source).and_then(|c| {
@@ -363,7 +407,11 @@ pub async fn run_flow(
                     let anchor = mapped_to.filter(|&end| end != (position, target_end));
                     lock(&journals).insert(
                         assignment.source.clone(),
-                        RunJournal::with_map(persisted_maps.get(&assignment.source).cloned().unwrap_or_default()),
+                        persisted_maps
+                            .get(&assignment.source)
+                            .cloned()
+                            .map(|l| RunJournal::with_map(l.map, l.chunks))
+                            .unwrap_or_default(),
                     );
                     let (tx, rx) = queue::partition_queue(assignment.source.clone(), Arc::clone(&fetcher));
                     lock(&routes).insert(assignment.source.clone(), tx);
@@ -405,6 +453,9 @@ pub async fn run_flow(
                         stop: stop_rx.clone(),
                     };
                     tasks.spawn(task.run(rx));
+                }
+                if let Err(e) = expire_offset_map(&spec.name, &target, &map_store, &journals, &positions).await {
+                    tracing::warn!(flow = %spec.name, error = %e, "offset map cleanup failed; retrying next interval");
                 }
                 // Ready: connected (discovery ran) and every partition found has a position.
                 spec.metrics.set_ready(pending == 0);

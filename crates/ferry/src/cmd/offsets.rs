@@ -119,12 +119,12 @@ async fn translate(config: &Config, flow: &FlowConfig, args: &TranslateArgs) -> 
         .await
         .with_context(|| format!("cluster {}: reading {OFFSET_MAP_TOPIC}", flow.target))?;
     let tp = TopicPartition::new(args.topic.as_str(), args.partition);
-    let Some(map) = maps.get(&tp) else {
+    let Some(loaded) = maps.get(&tp) else {
         bail!("flow {} has mirrored nothing of {tp} yet", flow.name);
     };
     let (from, to) = args.offset;
     for source in from..to {
-        match map.translate(source) {
+        match loaded.map.translate(source) {
             Some(t) => println!(
                 "{tp} offset {source} -> {target_topic}-{} offset {t}",
                 args.partition
