@@ -219,19 +219,8 @@ impl PartitionTask {
                         .map_err(|e| self.produce_error(source_base, e))?;
                     let id = inflight
                         .push_pending(next_offset, Mapping::Contiguous { source_base, count });
-                    let fetched = data.records.clone();
                     metrics.sent();
-                    let sent_at = Instant::now();
-                    acks.push_back(Box::pin(async move {
-                        AckResult {
-                            id,
-                            source_offset: source_base,
-                            fetched,
-                            batch: acked,
-                            sent_at,
-                            result: ack.await,
-                        }
-                    }));
+                    acks.push_back(awaiting(id, source_base, data.records.clone(), acked, ack));
                 }
                 Plan::Reencode { batches, .. } => {
                     let last = batches.len().saturating_sub(1);
@@ -258,19 +247,8 @@ impl PartitionTask {
                             .await
                             .map_err(|e| self.produce_error(first, e))?;
                         let id = inflight.push_pending(next, Mapping::Records(b.source_offsets));
-                        let fetched = data.records.clone();
                         metrics.sent();
-                        let sent_at = Instant::now();
-                        acks.push_back(Box::pin(async move {
-                            AckResult {
-                                id,
-                                source_offset: first,
-                                fetched,
-                                batch: acked,
-                                sent_at,
-                                result: ack.await,
-                            }
-                        }));
+                        acks.push_back(awaiting(id, first, data.records.clone(), acked, ack));
                     }
                 }
                 Plan::Skip(_) => {
@@ -363,4 +341,25 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The future that completes when the target acknowledges one sent batch.
+fn awaiting(
+    id: EntryId,
+    source_offset: i64,
+    fetched: Bytes,
+    batch: AckedBatch,
+    ack: ferry_client::AckFuture,
+) -> AckFut {
+    let sent_at = Instant::now();
+    Box::pin(async move {
+        AckResult {
+            id,
+            source_offset,
+            fetched,
+            batch,
+            sent_at,
+            result: ack.await,
+        }
+    })
 }

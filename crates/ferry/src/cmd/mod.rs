@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use ferry_client::Client;
 use ferry_engine::config::{Config, ConfigError};
 
 pub mod check;
@@ -40,4 +42,14 @@ pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
             Err(ExitCode::from(EXIT_INVALID_CONFIG))
         }
     }
+}
+
+/// Connects to the cluster with this alias, as configured.
+pub async fn connect(config: &Config, alias: &str) -> anyhow::Result<Client> {
+    let cluster = config
+        .cluster(alias)
+        .with_context(|| format!("cluster {alias} is not configured"))?;
+    Client::connect(&cluster.bootstrap_servers, cluster.client_config())
+        .await
+        .with_context(|| format!("cluster {alias}"))
 }

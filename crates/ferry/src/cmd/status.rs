@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ferry_client::{Client, OffsetSpec};
+use ferry_client::OffsetSpec;
 use ferry_engine::checkpoint::{CHECKPOINT_TOPIC, CheckpointStore};
 use ferry_engine::config::Config;
 
@@ -265,14 +265,7 @@ async fn from_clusters(config: &Config) -> Vec<Row> {
     rows
 }
 
-async fn connect(config: &Config, alias: &str) -> Result<Client> {
-    let cluster = config
-        .cluster(alias)
-        .with_context(|| format!("cluster {alias} is not configured"))?;
-    Client::connect(&cluster.bootstrap_servers, cluster.client_config())
-        .await
-        .with_context(|| format!("cluster {alias}"))
-}
+use super::connect;
 
 /// Partitions checkpointed, their lag in records, and the checkpoint's age.
 async fn flow_lag(

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use ferry_client::{Client, TopicPartition};
+use ferry_client::TopicPartition;
 use ferry_engine::checkpoint::{CHECKPOINT_TOPIC, CheckpointStore, CheckpointValue};
 use ferry_engine::config::{Config, FlowConfig};
 use ferry_wire::record::Record;
@@ -115,14 +115,7 @@ async fn verify(config: &Config, allow_duplicates: bool) -> Totals {
     totals
 }
 
-async fn connect(config: &Config, alias: &str) -> Result<Client> {
-    let cluster = config
-        .cluster(alias)
-        .with_context(|| format!("cluster {alias} is not configured"))?;
-    Client::connect(&cluster.bootstrap_servers, cluster.client_config())
-        .await
-        .with_context(|| format!("cluster {alias}"))
-}
+use super::connect;
 
 async fn verify_flow(
     config: &Config,
