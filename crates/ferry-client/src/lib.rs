@@ -24,6 +24,10 @@
 //!   per partition with up to 5 batches in flight, payloads never copied.
 //! - [`admin`]: topics (create, grow, configs) and offsets (ListOffsets).
 //! - [`retry`]: backoff shared by the above.
+//! - [`tls`] and [`sasl`]: secure connections: TLS with rustls (CA bundle or
+//!   system roots, mutual TLS), SASL PLAIN and SCRAM-SHA-256/512 with
+//!   re-authentication (KIP-368); passwords held as [`Secret`]s, which
+//!   never print.
 //!
 //! ```no_run
 //! use ferry_client::{Client, ClientConfig, FetchOptions};
@@ -53,6 +57,9 @@ pub mod metadata;
 pub mod produce;
 pub mod producer;
 pub mod retry;
+pub mod sasl;
+mod secret;
+pub mod tls;
 mod topic;
 pub mod versions;
 
@@ -66,5 +73,8 @@ pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata
 pub use produce::{ProduceOptions, Produced};
 pub use producer::{Ack, AckFuture, IdempotentProducer, ProducerConfig};
 pub use retry::Backoff;
+pub use sasl::{Password, SaslConfig, SaslMechanism};
+pub use secret::Secret;
+pub use tls::TlsConfig;
 pub use topic::TopicPartition;
 pub use versions::BrokerVersions;
