@@ -226,6 +226,11 @@ async fn sasl_ssl_source_to_mtls_target_with_least_privilege() {
         !out.contains(&password),
         "ferry check printed the password:\n{out}"
     );
+    assert!(
+        out.contains(&format!("sasl_ssl (SCRAM-SHA-512 as \"{SRC_USER}\")"))
+            && out.contains("ssl with a client certificate"),
+        "ferry check names how it reached each cluster:\n{out}"
+    );
 
     // Mirror, record-identically.
     let log = dir.join("ferry.log");
