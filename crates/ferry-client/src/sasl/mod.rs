@@ -187,7 +187,9 @@ impl Authenticator {
     pub(crate) fn new(config: &SaslConfig, versions: &BrokerVersions) -> Result<Self> {
         Ok(Self {
             config: config.clone(),
-            // v0 (raw GSSAPI frames, no SaslAuthenticate) is gone since Kafka 4.
+            // v0 means the SASL tokens follow as raw frames, without
+            // SaslAuthenticate (and so without session lifetimes); ferry
+            // only speaks the framed form, v1 (KIP-152, Kafka 1.0+).
             handshake_version: versions.pick(
                 ApiKey::SaslHandshake,
                 kafka_protocol::protocol::VersionRange { min: 1, max: 1 },
