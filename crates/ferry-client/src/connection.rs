@@ -870,7 +870,7 @@ where
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    shared.poison(frame_error(e));
+                    shared.poison(looks_like_tls(&shared, &buf).unwrap_or_else(|| frame_error(e)));
                     return;
                 }
             }
@@ -898,6 +898,18 @@ where
             }
         }
     }
+}
+
+/// On a plaintext connection, a "frame" that starts like a TLS record (an
+/// alert or a handshake, version 3.x) means the listener speaks TLS.
+fn looks_like_tls(shared: &Shared, buf: &[u8]) -> Option<ClientError> {
+    let tls_record = matches!(buf, [0x15 | 0x16, 0x03, 0x00..=0x04, ..]);
+    (shared.tls_name.is_none() && tls_record).then(|| ClientError::Tls {
+        broker: shared.broker.clone(),
+        problem: "the broker answered in TLS: this listener is SSL or SASL_SSL; set \
+                  security_protocol to \"ssl\" or \"sasl_ssl\""
+            .to_owned(),
+    })
 }
 
 /// Hands one response frame to the request that is waiting for it.

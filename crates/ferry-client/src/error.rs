@@ -168,7 +168,8 @@ pub enum ClientError {
     /// The broker closed the connection.
     #[error(
         "broker {broker} closed the connection{}; reconnect. If it happens right after a request, \
-         the broker may not accept that request's version (Kafka 4 closes the connection on removed versions): \
+         the broker may not accept that request's version (Kafka 4 closes the connection on removed versions), \
+         or the listener wants SASL authentication that is not configured (security_protocol): \
          check the broker log",
         if *.mid_frame { " in the middle of a response" } else { "" }
     )]

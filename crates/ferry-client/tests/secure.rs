@@ -333,6 +333,25 @@ async fn secure_listeners() {
     .await;
     assert!(m.contains("TLS listener"), "{m}");
 
+    // Plaintext against TLS and SASL listeners.
+    let m = refused(&setup, &mtls, config(None, None), wrong).await;
+    assert!(m.contains("set security_protocol"), "{m}");
+    // The broker just closes the connection here: retriable in general,
+    // so only the message is checked.
+    let m = match Client::connect(&[sasl_plain.as_str()], config(None, None)).await {
+        Ok(_) => panic!("no SASL against a SASL listener should fail"),
+        Err(e) => e.to_string(),
+    };
+    assert!(m.contains("wants SASL authentication"), "{m}");
+    let m = refused(
+        &setup,
+        &cluster.plaintext,
+        config(None, Some(setup.sasl(SaslMechanism::ScramSha512, "ferry"))),
+        wrong,
+    )
+    .await;
+    assert!(m.contains("is this a SASL listener"), "{m}");
+
     // Authenticated, but no ACLs: the error names the topic and the operation.
     let noacl = Client::connect(
         &[sasl_ssl.as_str()],
