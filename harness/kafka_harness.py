@@ -5,6 +5,8 @@ Python 3.11 standard library only.  Usable as a CLI and as a module:
 
     python3 harness/kafka_harness.py fetch
     python3 harness/kafka_harness.py start a [--override key=value ...]   # prints 127.0.0.1:PORT
+    python3 harness/kafka_harness.py start s --listener SECURE:SASL_SSL --add-scram 'SCRAM-SHA-512=[name=u,password=p]'
+    python3 harness/kafka_harness.py bootstrap s --listener SECURE      # that listener's 127.0.0.1:PORT
     python3 harness/kafka_harness.py tool org.apache.kafka.tools.TopicCommand --bootstrap-server ... --list
     python3 harness/kafka_harness.py stop a | stop-all | restart a | status | bootstrap a | wipe a
 
@@ -337,11 +339,41 @@ def is_running(name: str) -> bool:
     return bool(info) and _pid_is_cluster(info.get("pid"), cluster_dir(name))
 
 
-def bootstrap(name: str) -> str:
+def bootstrap(name: str, listener: str | None = None) -> str:
+    """The PLAINTEXT bootstrap address, or that of an extra `listener` (see `start`)."""
     info = read_cluster(name)
     if not info or not _pid_is_cluster(info.get("pid"), cluster_dir(name)):
         raise HarnessError(f"cluster {name!r} is not running")
-    return info["bootstrap"]
+    if listener is None:
+        return info["bootstrap"]
+    extra = info.get("listeners", {})
+    if listener.upper() not in extra:
+        raise HarnessError(f"cluster {name!r} has no listener {listener!r} (it has {sorted(extra)})")
+    return extra[listener.upper()]
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _parse_listener(spec: str) -> tuple[str, str]:
+    """`NAME:PROTOCOL` -> (NAME, PROTOCOL), both upper case."""
+    name, sep, protocol = spec.partition(":")
+    name, protocol = name.strip().upper(), protocol.strip().upper()
+    if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name) or protocol not in SECURITY_PROTOCOLS:
+        raise HarnessError(f"--listener wants NAME:PROTOCOL with PROTOCOL one of {SECURITY_PROTOCOLS}, got {spec!r}")
+    if name in ("PLAINTEXT", "CONTROLLER"):
+        raise HarnessError(f"listener name {name} is taken by the harness")
+    return name, protocol
+
+
+def _extra_listeners(props: dict[str, str]) -> dict[str, str]:
+    """Extra listeners of a server.properties: NAME -> 127.0.0.1:PORT."""
+    out = {}
+    for part in props.get("listeners", "").split(","):
+        m = re.fullmatch(r"\s*([A-Z0-9_]+)://([^:]+):(\d+)\s*", part)
+        if m and m.group(1) not in ("PLAINTEXT", "CONTROLLER"):
+            out[m.group(1)] = f"{m.group(2)}:{m.group(3)}"
+    return out
 
 
 # Broker settings. Overrides (--override k=v) are appended and win (last one in the file wins).
@@ -464,9 +496,10 @@ def _zookeeper_broker_command(cdir: Path, version: str) -> list[str]:
     return ["/bin/sh", "-c", f'{shlex.join(zk)} & exec "$@"', "sh", *_broker_command(cdir, version)]
 
 
-def _format(cdir: Path, cluster_id: str, version: str) -> None:
+def _format(cdir: Path, cluster_id: str, version: str, scram: list[str] = ()) -> None:
+    extra = [a for spec in scram for a in ("--add-scram", spec)]
     r = tool("kafka.tools.StorageTool",
-             ["format", "-t", cluster_id, "-c", str(cdir / "server.properties")], check=False,
+             ["format", "-t", cluster_id, "-c", str(cdir / "server.properties"), *extra], check=False,
              version=version)
     if r.returncode != 0:
         raise HarnessError(f"StorageTool format failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
@@ -474,7 +507,8 @@ def _format(cdir: Path, cluster_id: str, version: str) -> None:
 
 def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None = None,
           timeout: float = DEFAULT_START_TIMEOUT, quiet: bool = True,
-          version: str | None = None, zookeeper: bool | None = None) -> dict:
+          version: str | None = None, zookeeper: bool | None = None,
+          listeners: list[str] = (), scram: list[str] = ()) -> dict:
     """Start (or find running) single-node KRaft cluster `name`; returns its cluster.json dict.
 
     A fresh cluster gets new free ports and a formatted data dir.  A cluster that exists but is
@@ -482,6 +516,12 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
     overrides given then are appended to it.  `version` (default: $FERRY_KAFKA_VERSION, else
     the pom's) picks the Kafka release for a fresh cluster; a restart keeps the cluster's own.
     `zookeeper=True` runs a ZooKeeper-mode broker with its own ZooKeeper (Kafka < 4.0 only).
+
+    `listeners` adds listeners besides PLAINTEXT (which stays the inter-broker listener), each
+    `NAME:PROTOCOL` (e.g. `SECURE:SASL_SSL`) on its own free port; configure them with
+    `listener.name.<name>.*` overrides (TLS keystore, SASL JAAS). `scram` specs are passed to
+    `StorageTool format --add-scram` (e.g. `SCRAM-SHA-512=[name=alice,password=secret]`), so the
+    users exist from the start. Both only apply when the cluster is created (KRaft only).
     """
     if isinstance(overrides, dict):
         overrides = list(overrides.items())
@@ -511,9 +551,20 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
                 cport = free_port()
             if zookeeper:
                 (cdir / "zoo.cfg").write_text(_zoo_cfg(cdir, cport))
-                _write_properties(props_file, _zookeeper_server_properties(cdir, port, cport), ovr)
+                props = _zookeeper_server_properties(cdir, port, cport)
             else:
-                _write_properties(props_file, _server_properties(cdir, port, cport), ovr)
+                props = _server_properties(cdir, port, cport)
+            taken = {port, cport}
+            for spec in listeners:
+                lname, protocol = _parse_listener(spec)
+                lport = free_port()
+                while lport in taken:
+                    lport = free_port()
+                taken.add(lport)
+                props["listeners"] += f",{lname}://127.0.0.1:{lport}"
+                props["advertised.listeners"] = props.get("advertised.listeners", f"PLAINTEXT://127.0.0.1:{port}") + f",{lname}://127.0.0.1:{lport}"
+                props["listener.security.protocol.map"] += f",{lname}:{protocol}"
+            _write_properties(props_file, props, ovr)
         elif ovr:
             with open(props_file, "a") as f:
                 f.write("# --override (restart)\n" + "".join(f"{k}={v}\n" for k, v in ovr))
@@ -523,14 +574,15 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
             cport = int(props["zookeeper.connect"].rsplit(":", 1)[1])
         else:
             cport = int(re.search(r"CONTROLLER://[^:]+:(\d+)", props["listeners"]).group(1))
-        for p in (port, cport):
+        extra = _extra_listeners(props)
+        for p in (port, cport, *(int(a.rsplit(":", 1)[1]) for a in extra.values())):
             if _can_connect(p, 0.3):
                 raise HarnessError(f"port {p} of cluster {name} is already in use by another process")
         if zookeeper:
             cluster_id = None   # the broker registers one in ZooKeeper on first start
         elif not formatted:
             cluster_id = _random_cluster_id()
-            _format(cdir, cluster_id, version)
+            _format(cdir, cluster_id, version, scram)
         else:
             m = re.search(r"^cluster\.id=(\S+)", (cdir / "data" / "meta.properties").read_text(), re.M)
             cluster_id = m.group(1) if m else None
@@ -555,6 +607,7 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
             "data_dir": str(cdir / "data"),
             "log_dir": str(cdir / "logs"),
             "controller": f"127.0.0.1:{cport}",
+            "listeners": extra,
             "cluster_id": cluster_id,
             "server_properties": str(props_file),
             "state": "starting",
@@ -700,6 +753,10 @@ def _main(argv: list[str]) -> int:
     p = sub.add_parser("start", help="start (or find running) single-node KRaft cluster(s); prints bootstrap(s)")
     p.add_argument("name", nargs="+", help="several names are started in parallel, bootstraps printed in order")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--listener", action="append", default=[], metavar="NAME:PROTOCOL",
+                   help="an extra listener, e.g. SECURE:SASL_SSL (new clusters only)")
+    p.add_argument("--add-scram", action="append", default=[], metavar="SPEC",
+                   help="a SCRAM user created at format time, e.g. 'SCRAM-SHA-512=[name=u,password=p]'")
     p.add_argument("--timeout", type=float, default=DEFAULT_START_TIMEOUT)
     p.add_argument("--kafka-version", default=None, metavar="X.Y.Z",
                    help="Kafka release of a fresh cluster (default $FERRY_KAFKA_VERSION, else the pom's; 3.x works)")
@@ -716,6 +773,7 @@ def _main(argv: list[str]) -> int:
     sub.add_parser("status", help="list clusters")
     p = sub.add_parser("bootstrap", help="print a running cluster's bootstrap address")
     p.add_argument("name")
+    p.add_argument("--listener", help="an extra listener's address instead of PLAINTEXT's")
     p = sub.add_parser("tool", help="run a Kafka Java class with the harness classpath (quiet log4j2)")
     p.add_argument("main_class")
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -735,7 +793,7 @@ def _main(argv: list[str]) -> int:
         def one(n):
             was = is_running(n)
             info = start(n, overrides=a.override, timeout=a.timeout, quiet=False, version=a.kafka_version,
-                         zookeeper=a.zookeeper or None)
+                         zookeeper=a.zookeeper or None, listeners=a.listener, scram=a.add_scram)
             if not was:
                 print(f"cluster {n} started in {info.get('started_in_s')}s (pid {info['pid']})", file=sys.stderr)
             return info
@@ -767,7 +825,7 @@ def _main(argv: list[str]) -> int:
             print(f"{r['name']:<16} {'running' if r['running'] else 'stopped':<8} {r.get('bootstrap', '-'):<22} "
                   f"pid={r.get('pid') or '-':<8} kafka={r.get('kafka_version')} {cluster_dir(r['name'])}")
     elif a.cmd == "bootstrap":
-        print(bootstrap(a.name))
+        print(bootstrap(a.name, a.listener))
     elif a.cmd == "classpath":
         fetch(quiet=True)
         print(classpath())

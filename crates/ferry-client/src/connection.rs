@@ -12,9 +12,16 @@
 //! *poisons* the connection: every pending request fails with that error,
 //! later calls fail with it at once, and both tasks stop. Reconnecting is the
 //! caller's job.
+//!
+//! A connection may run over TLS ([`TlsConfig`]) and authenticate with SASL
+//! ([`SaslConfig`]) right after the ApiVersions exchange. When the broker
+//! limits the SASL session (`connections.max.reauth.ms`, KIP-368), the
+//! writer task re-authenticates before the session ends: it stops writing
+//! other requests, runs the SASL exchange on the same socket, and goes on.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -26,11 +33,15 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::error::{ClientError, Result};
 use crate::responses::BoundedRequest;
+
+use crate::sasl::{self, Authenticator, SaslConfig, Transport};
+use crate::tls::{self, TlsConfig};
 use crate::versions::{self, BrokerVersions};
 
 /// Settings for one broker connection.
@@ -52,6 +63,10 @@ pub struct ConnectionConfig {
     pub read_chunk: usize,
     /// Requests that may wait for the writer task before callers are held back.
     pub max_queued_requests: usize,
+    /// TLS settings; `None`: plaintext.
+    pub tls: Option<TlsConfig>,
+    /// SASL settings; `None`: no authentication.
+    pub sasl: Option<SaslConfig>,
 }
 
 impl Default for ConnectionConfig {
@@ -63,6 +78,8 @@ impl Default for ConnectionConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             read_chunk: 128 * 1024,
             max_queued_requests: 256,
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -106,8 +123,22 @@ struct Outgoing {
 #[derive(Debug)]
 struct Shared {
     broker: String,
+    /// The name the broker's TLS certificate was checked against; `None`
+    /// on a plaintext connection.
+    tls_name: Option<String>,
     state: Mutex<State>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// When and how to re-authenticate; `None`: never.
+    reauth: Mutex<Option<Reauth>>,
+    /// Wakes the writer when `reauth` changes.
+    reauth_changed: Notify,
+    reauthentications: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Reauth {
+    at: Instant,
+    auth: Arc<Authenticator>,
 }
 
 #[derive(Debug, Default)]
@@ -173,12 +204,41 @@ impl Shared {
             task.abort();
         }
     }
+
+    /// The error for a failed read or write: what went wrong in TLS when
+    /// the connection is a TLS one and rustls knows, else the I/O error.
+    fn io_error(&self, e: io::Error) -> ClientError {
+        self.tls_name
+            .as_deref()
+            .and_then(|name| tls::classify(&self.broker, name, &e))
+            .unwrap_or_else(|| ClientError::Io {
+                broker: self.broker.clone(),
+                source: Arc::new(e),
+            })
+    }
+
+    /// Schedules the next re-authentication after a session of `lifetime`
+    /// (`None`: the broker set no limit).
+    fn schedule_reauth(&self, auth: Arc<Authenticator>, lifetime: Option<Duration>) {
+        *lock(&self.reauth) = lifetime.map(|lifetime| Reauth {
+            at: Instant::now() + sasl::reauth_after(lifetime),
+            auth,
+        });
+        self.reauth_changed.notify_one();
+    }
+
+    fn reauth(&self) -> Option<Reauth> {
+        lock(&self.reauth).clone()
+    }
 }
 
 impl Connection {
-    /// Connects to `address` (`host:port`) and negotiates API versions.
+    /// Connects to `address` (`host:port`), runs the TLS handshake when
+    /// TLS is configured, negotiates API versions and authenticates when
+    /// SASL is configured.
     pub async fn connect(address: &str, config: &ConnectionConfig) -> Result<Self> {
         check_address(address)?;
+        let started = Instant::now();
         let stream =
             match tokio::time::timeout(config.connect_timeout, TcpStream::connect(address)).await {
                 Err(_) => {
@@ -200,8 +260,42 @@ impl Connection {
             broker: address.to_owned(),
             source: Arc::new(e),
         })?;
-        let conn = Self::start(stream, address, config);
+        let conn = match &config.tls {
+            None => Self::start(stream, address, config),
+            Some(tls) => {
+                let connector = tls.connector()?;
+                let name = tls.server_name(address)?;
+                let shown = name.to_str().into_owned();
+                let left = config.connect_timeout.saturating_sub(started.elapsed());
+                let stream = match tokio::time::timeout(left, connector.connect(name, stream)).await
+                {
+                    Err(_) => {
+                        return Err(ClientError::ConnectTimeout {
+                            broker: address.to_owned(),
+                            after: config.connect_timeout,
+                        });
+                    }
+                    Ok(Err(e)) => {
+                        return Err(tls::classify(address, &shown, &e).unwrap_or_else(|| {
+                            ClientError::Tls {
+                                broker: address.to_owned(),
+                                problem: format!("TLS handshake failed: {e}"),
+                            }
+                        }));
+                    }
+                    Ok(Ok(stream)) => stream,
+                };
+                let (read, write) = tokio::io::split(stream);
+                Self::start_io(read, write, address, Some(shown), config)
+            }
+        };
         let versions = versions::negotiate(&conn).await?;
+        if let Some(sasl) = &config.sasl {
+            let auth = Arc::new(Authenticator::new(sasl, &versions)?);
+            let lifetime =
+                sasl::authenticate(&mut ConnectionTransport(&conn), address, &auth).await?;
+            conn.inner.shared.schedule_reauth(auth, lifetime);
+        }
         tracing::debug!(broker = address, "connected");
         Ok(Self {
             versions: Arc::new(versions),
@@ -213,23 +307,39 @@ impl Connection {
     /// negotiating versions (`versions()` is empty until [`connect`](Self::connect) does that).
     pub(crate) fn start(stream: TcpStream, broker: &str, config: &ConnectionConfig) -> Self {
         let (read, write) = stream.into_split();
-        Self::start_io(read, write, broker, config)
+        Self::start_io(read, write, broker, None, config)
     }
 
-    /// Generic over the two halves so a TLS stream can slot in later.
-    fn start_io<R, W>(read: R, write: W, broker: &str, config: &ConnectionConfig) -> Self
+    /// Generic over the two halves: a TCP or a TLS stream.
+    fn start_io<R, W>(
+        read: R,
+        write: W,
+        broker: &str,
+        tls_name: Option<String>,
+        config: &ConnectionConfig,
+    ) -> Self
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let shared = Arc::new(Shared {
             broker: broker.to_owned(),
+            tls_name,
             state: Mutex::new(State::default()),
             tasks: Mutex::new(Vec::with_capacity(2)),
+            reauth: Mutex::new(None),
+            reauth_changed: Notify::new(),
+            reauthentications: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(config.max_queued_requests.max(1));
         let client_id = StrBytes::from_string(config.client_id.clone());
-        let writer = tokio::spawn(write_loop(write, rx, Arc::clone(&shared), client_id));
+        let writer = tokio::spawn(write_loop(
+            write,
+            rx,
+            Arc::clone(&shared),
+            client_id,
+            config.request_timeout,
+        ));
         let reader = tokio::spawn(read_loop(
             read,
             Arc::clone(&shared),
@@ -259,6 +369,11 @@ impl Connection {
     /// The API version ranges the broker advertised.
     pub fn versions(&self) -> &BrokerVersions {
         &self.versions
+    }
+
+    /// How many times this connection re-authenticated (KIP-368).
+    pub fn reauthentications(&self) -> u64 {
+        self.inner.shared.reauthentications.load(Ordering::Relaxed)
     }
 
     /// The error that made this connection unusable, if any. A poisoned
@@ -522,11 +637,46 @@ async fn write_loop<W>(
     mut requests: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
     client_id: StrBytes,
+    request_timeout: Duration,
 ) where
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + Send,
 {
     let mut batch = Vec::with_capacity(MAX_WRITE_BATCH);
-    while requests.recv_many(&mut batch, MAX_WRITE_BATCH).await > 0 {
+    loop {
+        let reauth = shared.reauth();
+        let received = tokio::select! {
+            n = requests.recv_many(&mut batch, MAX_WRITE_BATCH) => Some(n),
+            () = sleep_until(reauth.as_ref().map(|r| r.at)) => None,
+            () = shared.reauth_changed.notified() => continue,
+        };
+        if received == Some(0) {
+            // All handles are gone; dropping `io` closes our side of the socket.
+            return;
+        }
+        // Re-authenticate before writing anything more once the time has
+        // come: the broker closes a connection whose session has expired.
+        if let Some(reauth) = shared.reauth().filter(|r| r.at <= Instant::now()) {
+            let mut transport = WriterTransport {
+                io: &mut io,
+                shared: &shared,
+                client_id: &client_id,
+                timeout: request_timeout,
+            };
+            match sasl::authenticate(&mut transport, &shared.broker, &reauth.auth).await {
+                Ok(lifetime) => {
+                    shared.reauthentications.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(broker = %shared.broker, "re-authenticated");
+                    shared.schedule_reauth(reauth.auth, lifetime);
+                }
+                Err(e) => {
+                    shared.poison(e);
+                    return;
+                }
+            }
+        }
+        if received.is_none() {
+            continue;
+        }
         let mut out = ChunkQueue::default();
         for request in batch.drain(..) {
             // The caller gave up before anything was written: skip the
@@ -576,14 +726,102 @@ async fn write_loop<W>(
             Err(e) => Err(e),
         };
         if let Err(e) = written {
-            shared.poison(ClientError::Io {
-                broker: shared.broker.clone(),
-                source: Arc::new(e),
-            });
+            shared.poison(shared.io_error(e));
             return;
         }
     }
-    // All handles are gone; dropping `io` closes our side of the socket.
+}
+
+/// Sleeps until `at`; forever when there is no `at`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SASL requests through the connection's queue, for the first
+/// authentication (nothing else is sent on the connection yet).
+struct ConnectionTransport<'a>(&'a Connection);
+
+impl Transport for ConnectionTransport<'_> {
+    async fn round_trip(&mut self, api: ApiKey, version: i16, body: Bytes) -> Result<Bytes> {
+        self.0.send_raw(api, version, vec![body]).await
+    }
+}
+
+/// SASL requests written by the writer task itself, for re-authentication:
+/// nothing else is written until the exchange is over.
+struct WriterTransport<'a, W> {
+    io: &'a mut W,
+    shared: &'a Shared,
+    client_id: &'a StrBytes,
+    timeout: Duration,
+}
+
+impl<W: AsyncWrite + Unpin + Send> Transport for WriterTransport<'_, W> {
+    async fn round_trip(&mut self, api: ApiKey, version: i16, body: Bytes) -> Result<Bytes> {
+        let broker = &self.shared.broker;
+        let (reply, response) = oneshot::channel();
+        let Some(correlation_id) = self.shared.register(reply) else {
+            return Err(self
+                .shared
+                .poisoned()
+                .unwrap_or_else(|| ClientError::Closed {
+                    broker: broker.clone(),
+                    mid_frame: false,
+                }));
+        };
+        let header_version = api.request_header_version(version);
+        let head = frame_head(
+            api,
+            version,
+            header_version,
+            correlation_id,
+            self.client_id,
+            std::slice::from_ref(&body),
+        )
+        .map_err(|detail| ClientError::Encode {
+            broker: broker.clone(),
+            api,
+            version,
+            detail,
+        })?;
+        let mut out = ChunkQueue::default();
+        out.push(head);
+        out.push(body);
+        let written = match self.io.write_all_buf(&mut out).await {
+            Ok(()) => self.io.flush().await,
+            Err(e) => Err(e),
+        };
+        written.map_err(|e| self.shared.io_error(e))?;
+        let frame = match tokio::time::timeout(self.timeout, response).await {
+            Ok(Ok(frame)) => frame?,
+            Ok(Err(_)) => {
+                return Err(self
+                    .shared
+                    .poisoned()
+                    .unwrap_or_else(|| ClientError::Closed {
+                        broker: broker.clone(),
+                        mid_frame: false,
+                    }));
+            }
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    broker: broker.clone(),
+                    api,
+                    after: self.timeout,
+                });
+            }
+        };
+        strip_response_header(
+            frame,
+            api,
+            version,
+            api.response_header_version(version),
+            broker,
+        )
+    }
 }
 
 /// Size prefix plus request header; the body chunks follow it unchanged.
@@ -639,7 +877,7 @@ where
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    shared.poison(frame_error(e));
+                    shared.poison(looks_like_tls(&shared, &buf).unwrap_or_else(|| frame_error(e)));
                     return;
                 }
             }
@@ -662,14 +900,23 @@ where
             }
             Ok(_) => {}
             Err(e) => {
-                shared.poison(ClientError::Io {
-                    broker: shared.broker.clone(),
-                    source: Arc::new(e),
-                });
+                shared.poison(shared.io_error(e));
                 return;
             }
         }
     }
+}
+
+/// On a plaintext connection, a "frame" that starts like a TLS record (an
+/// alert or a handshake, version 3.x) means the listener speaks TLS.
+fn looks_like_tls(shared: &Shared, buf: &[u8]) -> Option<ClientError> {
+    let tls_record = matches!(buf, [0x15 | 0x16, 0x03, 0x00..=0x04, ..]);
+    (shared.tls_name.is_none() && tls_record).then(|| ClientError::Tls {
+        broker: shared.broker.clone(),
+        problem: "the broker answered in TLS: this listener is SSL or SASL_SSL; set \
+                  security_protocol to \"ssl\" or \"sasl_ssl\""
+            .to_owned(),
+    })
 }
 
 /// Hands one response frame to the request that is waiting for it.

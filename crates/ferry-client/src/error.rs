@@ -59,6 +59,54 @@ pub enum ClientError {
     )]
     ConnectTimeout { broker: String, after: Duration },
 
+    /// The TLS settings cannot be used (a file is missing or holds no
+    /// usable certificate or key).
+    #[error("invalid TLS setting {setting}: {reason}")]
+    TlsSetup { setting: String, reason: String },
+
+    /// The TLS handshake with a broker failed, or the broker ended the TLS
+    /// session; `problem` says why and what to change.
+    #[error("TLS with broker {broker} failed: {problem}")]
+    Tls { broker: String, problem: String },
+
+    /// The SASL settings cannot be used (e.g. the password file is unreadable).
+    #[error("invalid SASL setting: {reason}")]
+    SaslSetup { reason: String },
+
+    /// The broker's listener does not offer the configured mechanism.
+    #[error(
+        "broker {broker} does not accept SASL mechanism {mechanism} on this listener{}; \
+         set sasl.mechanism to one it enables, or enable {mechanism} in the listener's sasl.enabled.mechanisms",
+        enabled_list(.enabled)
+    )]
+    SaslMechanismNotEnabled {
+        broker: String,
+        mechanism: &'static str,
+        enabled: Vec<String>,
+    },
+
+    /// The broker refused the credentials. Not retriable: retrying with the
+    /// same password fails the same way (and may lock the user out).
+    #[error(
+        "authentication as user {username:?} with {mechanism} failed at broker {broker}: {detail}; \
+         check sasl.username and the password, and that the user exists for {mechanism} on the cluster"
+    )]
+    SaslAuthentication {
+        broker: String,
+        mechanism: &'static str,
+        username: String,
+        detail: String,
+    },
+
+    /// The SASL exchange went wrong in a way that is not a plain refusal
+    /// (e.g. the SCRAM server signature did not verify).
+    #[error("SASL {mechanism} authentication with broker {broker} failed: {detail}")]
+    SaslProtocol {
+        broker: String,
+        mechanism: &'static str,
+        detail: String,
+    },
+
     /// Reading from or writing to the socket failed.
     #[error(
         "I/O error on the connection to broker {broker}: {source}; the connection was closed, reconnect"
@@ -120,7 +168,8 @@ pub enum ClientError {
     /// The broker closed the connection.
     #[error(
         "broker {broker} closed the connection{}; reconnect. If it happens right after a request, \
-         the broker may not accept that request's version (Kafka 4 closes the connection on removed versions): \
+         the broker may not accept that request's version (Kafka 4 closes the connection on removed versions), \
+         or the listener wants SASL authentication that is not configured (security_protocol): \
          check the broker log",
         if *.mid_frame { " in the middle of a response" } else { "" }
     )]
@@ -160,7 +209,7 @@ pub enum ClientError {
 
     /// The broker answered with an error code for the whole request, or for
     /// the one resource the call was about.
-    #[error("broker {broker} answered {api:?}{context} with {code}{}", hint(*.code))]
+    #[error("broker {broker} answered {api:?}{context} with {code}{}", hint(*.code, *.api))]
     Kafka {
         broker: String,
         api: ApiKey,
@@ -233,12 +282,53 @@ pub enum ClientError {
     },
 }
 
+fn enabled_list(enabled: &[String]) -> String {
+    if enabled.is_empty() {
+        " (it enables none: is this a SASL listener? If not, set security_protocol to plaintext or ssl)"
+            .to_owned()
+    } else {
+        format!(" (it enables {})", enabled.join(", "))
+    }
+}
+
+/// The ACL operation a request needs, for authorization errors.
+fn operation(api: ApiKey) -> &'static str {
+    match api {
+        ApiKey::Fetch => "Read on the topic",
+        ApiKey::Produce => "Write on the topic",
+        ApiKey::Metadata | ApiKey::ListOffsets | ApiKey::OffsetForLeaderEpoch => {
+            "Describe on the topic"
+        }
+        ApiKey::CreateTopics => "Create on the topic (or the cluster)",
+        ApiKey::CreatePartitions => "Alter on the topic",
+        ApiKey::DeleteTopics => "Delete on the topic",
+        ApiKey::DescribeConfigs => "DescribeConfigs on the topic",
+        ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => "AlterConfigs on the topic",
+        ApiKey::InitProducerId => "IdempotentWrite on the cluster (or Write on a topic)",
+        _ => "the operation this request needs",
+    }
+}
+
 fn sequence_note(base_sequence: Option<i32>) -> String {
     base_sequence.map_or_else(String::new, |s| format!(" (base sequence {s})"))
 }
 
 /// What to do about a code, for the error message.
-fn hint(code: KafkaCode) -> &'static str {
+fn hint(code: KafkaCode, api: ApiKey) -> String {
+    match code {
+        KafkaCode::TOPIC_AUTHORIZATION_FAILED
+        | KafkaCode::CLUSTER_AUTHORIZATION_FAILED
+        | KafkaCode::GROUP_AUTHORIZATION_FAILED
+        | KafkaCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED => format!(
+            "; authorization denied: grant this client's principal the ACL for {} \
+             (see \"Least privilege\" in the README)",
+            operation(api)
+        ),
+        _ => static_hint(code).to_owned(),
+    }
+}
+
+fn static_hint(code: KafkaCode) -> &'static str {
     match code {
         KafkaCode::UNKNOWN_TOPIC_OR_PARTITION => {
             "; the topic does not exist (or is still being created): create it, or retry shortly after creating it"
@@ -248,12 +338,6 @@ fn hint(code: KafkaCode) -> &'static str {
         | KafkaCode::FENCED_LEADER_EPOCH
         | KafkaCode::UNKNOWN_LEADER_EPOCH => {
             "; leadership moved or is moving: refresh metadata and retry"
-        }
-        KafkaCode::TOPIC_AUTHORIZATION_FAILED
-        | KafkaCode::CLUSTER_AUTHORIZATION_FAILED
-        | KafkaCode::GROUP_AUTHORIZATION_FAILED
-        | KafkaCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED => {
-            "; grant this client's principal the needed ACLs on the broker"
         }
         KafkaCode::UNSUPPORTED_VERSION => {
             "; the broker rejects this request version: check the broker's Kafka version"
@@ -274,9 +358,15 @@ impl ClientError {
             | Self::NoBootstrapBrokers
             | Self::Bootstrap { .. }
             | Self::InvalidConfig { .. }
+            | Self::TlsSetup { .. }
+            | Self::SaslSetup { .. }
             | Self::NotDelivered { .. } => None,
             Self::Connect { broker, .. }
             | Self::ConnectTimeout { broker, .. }
+            | Self::Tls { broker, .. }
+            | Self::SaslMechanismNotEnabled { broker, .. }
+            | Self::SaslAuthentication { broker, .. }
+            | Self::SaslProtocol { broker, .. }
             | Self::Io { broker, .. }
             | Self::Timeout { broker, .. }
             | Self::Frame { broker, .. }
@@ -296,7 +386,9 @@ impl ClientError {
     }
 
     /// Whether the same call may succeed if made again later, on a fresh
-    /// connection or after a metadata refresh.
+    /// connection or after a metadata refresh. TLS, SASL and authorization
+    /// failures are not: the same settings fail the same way, and retrying
+    /// them in a loop only floods the broker's log.
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Connect { .. }
@@ -606,5 +698,40 @@ mod tests {
         );
         assert!(e.is_retriable());
         assert_eq!(e.broker(), Some("b1:9092"));
+    }
+
+    #[test]
+    fn authorization_errors_name_the_topic_and_the_operation() {
+        let e = ClientError::Kafka {
+            broker: "b1:9092".into(),
+            api: ApiKey::Fetch,
+            code: KafkaCode::TOPIC_AUTHORIZATION_FAILED,
+            context: " for topic \"orders\" partition 0".into(),
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("\"orders\"") && s.contains("Read on the topic") && s.contains("denied"),
+            "{s}"
+        );
+        assert!(!e.is_retriable());
+    }
+
+    #[test]
+    fn security_failures_are_not_retriable() {
+        let e = ClientError::SaslAuthentication {
+            broker: "b".into(),
+            mechanism: "SCRAM-SHA-512",
+            username: "ferry".into(),
+            detail: "invalid credentials".into(),
+        };
+        assert!(!e.is_retriable());
+        let e = ClientError::Bootstrap {
+            brokers: "b".into(),
+            last: Box::new(ClientError::Tls {
+                broker: "b".into(),
+                problem: "unknown CA".into(),
+            }),
+        };
+        assert!(!e.is_retriable());
     }
 }

@@ -26,6 +26,10 @@
 //!   per partition with up to 5 batches in flight, payloads never copied.
 //! - [`admin`]: topics (create, grow, configs) and offsets (ListOffsets).
 //! - [`retry`]: backoff shared by the above.
+//! - [`tls`] and [`sasl`]: secure connections: TLS with rustls (CA bundle or
+//!   system roots, mutual TLS), SASL PLAIN and SCRAM-SHA-256/512 with
+//!   re-authentication (KIP-368); passwords held as [`Secret`]s, which
+//!   never print.
 //!
 //! ```no_run
 //! use ferry_client::{Client, ClientConfig, FetchOptions};
@@ -57,6 +61,9 @@ pub mod producer;
 pub mod responses;
 pub mod retries;
 pub mod retry;
+pub mod sasl;
+mod secret;
+pub mod tls;
 mod topic;
 pub mod versions;
 
@@ -72,5 +79,8 @@ pub use producer::{Ack, AckFuture, IdempotentProducer, ProducerConfig};
 pub use responses::BoundedRequest;
 pub use retries::RetryCounts;
 pub use retry::Backoff;
+pub use sasl::{Password, SaslConfig, SaslMechanism};
+pub use secret::Secret;
+pub use tls::TlsConfig;
 pub use topic::TopicPartition;
 pub use versions::BrokerVersions;

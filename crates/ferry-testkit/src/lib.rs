@@ -8,6 +8,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod secure;
+
 const HOW: &str = "run scripts/test, or start brokers with \
     `python3 harness/kafka_harness.py start a` (and `start b`) and export \
     FERRY_KAFKA_A / FERRY_KAFKA_B to the addresses they print";

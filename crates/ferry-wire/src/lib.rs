@@ -51,6 +51,7 @@ mod reader;
 pub mod record;
 pub mod reencode;
 pub mod response_header;
+pub mod sasl_response;
 mod schema;
 pub mod txn;
 pub mod varint;

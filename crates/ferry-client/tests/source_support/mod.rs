@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use ferry_client::{Client, ClientConfig, NewTopic, ProduceOptions};
+#[allow(unused_imports)] // not every test crate uses both
 pub use ferry_testkit::{broker_a as broker, now_ms};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;

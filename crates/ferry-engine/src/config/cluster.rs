@@ -5,6 +5,7 @@ use std::time::Duration;
 use ferry_client::{ClientConfig, ConnectionConfig};
 use serde::Deserialize;
 
+use super::security::{self, SaslSettings, SecurityProtocol, TlsSettings};
 use super::units::{ByteSize, deserialize_duration};
 
 /// One Kafka cluster, under its alias (the key of its `[clusters.<alias>]`
@@ -41,6 +42,16 @@ pub struct ClusterConfig {
     /// larger than the `fetch_max_bytes` of every flow reading from this cluster.
     #[serde(default = "default_max_frame_size")]
     pub max_frame_size: ByteSize,
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    /// TLS settings, for `ssl` and `sasl_ssl`; without them the brokers'
+    /// certificates are checked against the system's roots.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// SASL settings, required for `sasl_plaintext` and `sasl_ssl`.
+    #[serde(default)]
+    pub sasl: Option<SaslSettings>,
 }
 
 pub(crate) fn default_client_id() -> String {
@@ -69,6 +80,9 @@ impl ClusterConfig {
             request_timeout: default_request_timeout(),
             connect_timeout: default_connect_timeout(),
             max_frame_size: default_max_frame_size(),
+            security_protocol: SecurityProtocol::default(),
+            tls: None,
+            sasl: None,
         }
     }
 
@@ -83,6 +97,8 @@ impl ClusterConfig {
                 connect_timeout: self.connect_timeout,
                 request_timeout: self.request_timeout,
                 max_frame_size: self.max_frame_size.as_usize(),
+                tls: security::tls_config(self.security_protocol, self.tls.as_ref()),
+                sasl: security::sasl_config(self.security_protocol, self.sasl.as_ref()),
                 ..ConnectionConfig::default()
             },
             ..ClientConfig::default()

@@ -34,6 +34,8 @@ mod env;
 mod flow;
 mod groups;
 mod metrics;
+
+mod security;
 mod units;
 mod validate;
 
@@ -53,6 +55,8 @@ pub use flow::{
 };
 pub use groups::{DEFAULT_EXCLUDE_GROUPS, GroupSync};
 pub use metrics::MetricsConfig;
+
+pub use security::{Mechanism, SaslSettings, SecurityProtocol, TlsSettings};
 pub use units::{ByteSize, Timestamp, format_duration, parse_duration};
 
 /// The whole configuration: clusters by alias, and the flows between them.
@@ -174,8 +178,7 @@ impl Config {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string().trim().into()))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
         let mut document = toml::Value::Table(table);
         let mut problems = Vec::new();
         env::substitute(&mut document, "", &env, &mut problems);
@@ -213,6 +216,21 @@ impl Config {
     /// The cluster with this alias.
     pub fn cluster(&self, alias: &str) -> Option<&ClusterConfig> {
         self.clusters.get(alias)
+    }
+}
+
+/// A TOML syntax error as line, column and message, without toml's quote
+/// of the offending line: that line may hold a password.
+fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim();
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            ConfigError::Syntax(format!("line {line}, column {column}: {message}"))
+        }
+        None => ConfigError::Syntax(message.to_owned()),
     }
 }
 

@@ -606,3 +606,138 @@ fn group_sync_settings_are_checked_and_default_like_mirrormaker() {
     )));
     assert!(p.starts_with("flows[0].groups.interval: "), "{p}");
 }
+
+fn secure_cluster(security: &str) -> String {
+    format!(
+        "[clusters.east]\nbootstrap_servers = [\"10.0.0.1:9093\"]\n{security}\n\
+         [clusters.west]\nbootstrap_servers = [\"10.0.1.1:9092\"]\n{MINIMAL_FLOW}"
+    )
+}
+
+#[test]
+fn sasl_ssl_with_the_password_from_the_environment() {
+    let text = secure_cluster(
+        "security_protocol = \"sasl_ssl\"\n\
+         [clusters.east.tls]\nserver_name = \"kafka.internal\"\n\
+         [clusters.east.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"ferry\"\n\
+         password = \"${EAST_PASSWORD}\"\n",
+    );
+    let c = Config::from_toml_str(&text, |name| {
+        (name == "EAST_PASSWORD").then(|| "hunter2-from-env".to_owned())
+    })
+    .unwrap();
+    let east = c.cluster("east").unwrap();
+    assert_eq!(east.security_protocol, SecurityProtocol::SaslSsl);
+    let client = east.client_config();
+    let tls = client.connection.tls.as_ref().unwrap();
+    assert_eq!(tls.server_name.as_deref(), Some("kafka.internal"));
+    assert_eq!(tls.ca_file, None);
+    let sasl = client.connection.sasl.as_ref().unwrap();
+    assert_eq!(sasl.username, "ferry");
+    assert_eq!(
+        sasl.password,
+        ferry_client::Password::Value(ferry_client::Secret::new("hunter2-from-env"))
+    );
+    // Never printed.
+    for shown in [format!("{c:?}"), format!("{client:?}"), format!("{c:#?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // The plaintext cluster gets neither.
+    let west = c.cluster("west").unwrap().client_config();
+    assert!(west.connection.tls.is_none() && west.connection.sasl.is_none());
+}
+
+#[test]
+fn security_settings_must_fit_the_protocol() {
+    assert_eq!(
+        problem(&secure_cluster("security_protocol = \"sasl_ssl\"\n")),
+        "clusters.east.sasl: is required with security_protocol \"sasl_ssl\": add \
+         [clusters.east.sasl] with mechanism, username and password (or password_file)"
+    );
+    assert!(
+        problem(&secure_cluster(
+            "[clusters.east.tls]\nserver_name = \"x\"\n"
+        ))
+        .starts_with("clusters.east.tls: TLS settings need security_protocol")
+    );
+    assert!(
+        problem(&secure_cluster(
+            "security_protocol = \"ssl\"\n[clusters.east.sasl]\nmechanism = \"PLAIN\"\n\
+             username = \"u\"\npassword = \"p\"\n"
+        ))
+        .starts_with("clusters.east.sasl: SASL settings need security_protocol")
+    );
+    assert_eq!(
+        problem(&secure_cluster(
+            "security_protocol = \"ssl\"\n[clusters.east.tls]\ncert_file = \"/etc/hostname\"\n"
+        )),
+        "clusters.east.tls: set cert_file and key_file together (mutual TLS), or neither"
+    );
+    assert_eq!(
+        problem(&secure_cluster(
+            "security_protocol = \"ssl\"\n[clusters.east.tls]\nca_file = \"/nonexistent/ca.pem\"\n"
+        )),
+        "clusters.east.tls.ca_file: /nonexistent/ca.pem is not a readable file"
+    );
+    assert_eq!(
+        problem(&secure_cluster(
+            "security_protocol = \"sasl_plaintext\"\n[clusters.east.sasl]\n\
+             mechanism = \"SCRAM-SHA-256\"\nusername = \"u\"\n"
+        )),
+        "clusters.east.sasl: set password (e.g. \"${FERRY_PASSWORD}\") or password_file"
+    );
+    assert!(
+        problem(&secure_cluster(
+            "security_protocol = \"sasl_plaintext\"\n[clusters.east.sasl]\n\
+             mechanism = \"GSSAPI\"\nusername = \"u\"\npassword = \"p\"\n"
+        ))
+        .starts_with("clusters.east.sasl.mechanism: unknown variant `GSSAPI`")
+    );
+    assert!(
+        problem(&secure_cluster("security_protocol = \"tls\"\n"))
+            .starts_with("clusters.east.security_protocol: unknown variant `tls`")
+    );
+}
+
+#[test]
+fn passwords_never_appear_in_errors() {
+    // A number where a string belongs: serde would quote it.
+    let m = problem(&secure_cluster(
+        "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"PLAIN\"\n\
+         username = \"u\"\npassword = 987654321\n",
+    ));
+    assert!(
+        !m.contains("987654321") && m.contains("expected a string"),
+        "{m}"
+    );
+    // A syntax error on the password's line: toml would quote the line.
+    let err = load(&secure_cluster(
+        "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"PLAIN\"\n\
+         username = \"u\"\npassword = \"unterminated-s3cret\n",
+    ))
+    .unwrap_err();
+    let m = err.to_string();
+    assert!(!m.contains("s3cret") && m.contains("line 7"), "{m}");
+}
+
+#[test]
+fn risky_security_settings_are_warned_about() {
+    let c = load(&secure_cluster(
+        "security_protocol = \"sasl_plaintext\"\n[clusters.east.sasl]\nmechanism = \"PLAIN\"\n\
+         username = \"u\"\npassword_file = \"/etc/hostname\"\n",
+    ))
+    .unwrap();
+    let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+    assert!(w.iter().any(|w| w.contains("unencrypted")), "{w:?}");
+    let c = load(&secure_cluster(
+        "security_protocol = \"ssl\"\n[clusters.east.tls]\ninsecure_skip_verify = true\n",
+    ))
+    .unwrap();
+    let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("clusters.east.tls.insecure_skip_verify")),
+        "{w:?}"
+    );
+}

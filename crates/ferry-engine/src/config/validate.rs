@@ -111,6 +111,13 @@ fn check_cluster(alias: &str, c: &super::ClusterConfig, p: &mut Vec<Problem>) {
         ByteSize::mib(1),
         MAX_WIRE_SIZE,
     );
+    super::security::check(
+        alias,
+        c.security_protocol,
+        c.tls.as_ref(),
+        c.sasl.as_ref(),
+        p,
+    );
 }
 
 fn check_flow(config: &Config, i: usize, f: &FlowConfig, p: &mut Vec<Problem>) {
@@ -400,6 +407,15 @@ fn path_back<'a>(
 
 pub(super) fn warnings(config: &Config) -> Vec<Problem> {
     let mut w = Vec::new();
+    for (alias, c) in &config.clusters {
+        super::security::warnings(
+            alias,
+            c.security_protocol,
+            c.tls.as_ref(),
+            c.sasl.as_ref(),
+            &mut w,
+        );
+    }
     let flows = &config.flows;
     for (i, a) in flows.iter().enumerate() {
         for (j, b) in flows.iter().enumerate().skip(i + 1) {

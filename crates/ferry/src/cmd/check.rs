@@ -113,6 +113,32 @@ async fn check(config: &Config) -> Vec<String> {
     problems
 }
 
+/// How ferry reached a cluster, e.g. `sasl_ssl (SCRAM-SHA-512 as "ferry")`.
+/// Names the user, never the password.
+fn security(cluster: &ClusterConfig) -> String {
+    let mut out = cluster.security_protocol.name().to_owned();
+    let tls = cluster.tls.as_ref();
+    if cluster.security_protocol.tls() && tls.is_some_and(|t| t.cert_file.is_some()) {
+        out.push_str(" with a client certificate");
+    }
+    if cluster.security_protocol.tls() && tls.is_some_and(|t| t.insecure_skip_verify) {
+        out.push_str(", CERTIFICATES NOT VERIFIED");
+    }
+    if let Some(sasl) = cluster
+        .sasl
+        .as_ref()
+        .filter(|_| cluster.security_protocol.sasl())
+    {
+        let mechanism = match sasl.mechanism {
+            ferry_engine::config::Mechanism::Plain => "PLAIN",
+            ferry_engine::config::Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            ferry_engine::config::Mechanism::ScramSha512 => "SCRAM-SHA-512",
+        };
+        out.push_str(&format!(" ({mechanism} as {:?})", sasl.username));
+    }
+    out
+}
+
 async fn check_cluster(
     alias: &str,
     cluster: &ClusterConfig,
@@ -131,10 +157,11 @@ async fn check_cluster(
         .collect::<Vec<_>>()
         .join(", ");
     println!(
-        "cluster {alias}: cluster id {}, {} ({brokers}), {}",
+        "cluster {alias}: cluster id {}, {} ({brokers}), {}, {}",
         metadata.cluster_id.as_deref().unwrap_or("unknown"),
         plural(metadata.brokers.len(), "broker"),
-        plural(metadata.topics.len(), "topic")
+        plural(metadata.topics.len(), "topic"),
+        security(cluster)
     );
     // Every broker, not only the bootstrap one: an advertised listener that
     // cannot be reached would otherwise only show once a flow needs it.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_client::{Client, ClientConfig, FetchOptions, NewTopic, OffsetSpec, ProduceOptions};
+#[allow(unused_imports)] // not every test crate uses both
 pub use ferry_testkit::{brokers, now_ms};
 use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
@@ -291,4 +292,63 @@ pub fn translate(config: &std::path::Path, topic: &str, partition: i32, end: i64
         .lines()
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect()
+}
+
+/// ACL resource types, pattern types and operations (Kafka's codes).
+pub mod acl {
+    pub const TOPIC: i8 = 2;
+    pub const CLUSTER: i8 = 4;
+    pub const LITERAL: i8 = 3;
+    pub const PREFIXED: i8 = 4;
+    pub const READ: i8 = 3;
+    pub const WRITE: i8 = 4;
+    pub const CREATE: i8 = 5;
+    pub const ALTER: i8 = 7;
+    pub const DESCRIBE: i8 = 8;
+    pub const DESCRIBE_CONFIGS: i8 = 10;
+    pub const IDEMPOTENT_WRITE: i8 = 12;
+}
+
+/// Allows `principal` each of `operations` on one resource, through a
+/// super-user connection.
+pub async fn grant(admin: &Client, principal: &str, resource: (i8, &str, i8), operations: &[i8]) {
+    use kafka_protocol::messages::CreateAclsRequest;
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let (resource_type, name, pattern) = resource;
+    let creations = operations
+        .iter()
+        .map(|&operation| {
+            AclCreation::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_resource_pattern_type(pattern)
+                .with_principal(StrBytes::from_string(principal.to_owned()))
+                .with_host(StrBytes::from_static_str("*"))
+                .with_operation(operation)
+                .with_permission_type(3) // ALLOW
+        })
+        .collect();
+    let conn = admin.any_connection().await.unwrap();
+    let version = conn.versions().version_for::<CreateAclsRequest>().unwrap();
+    let mut body = bytes::BytesMut::new();
+    CreateAclsRequest::default()
+        .with_creations(creations)
+        .encode(&mut body, version)
+        .unwrap();
+    let mut reply = conn
+        .send_raw(
+            kafka_protocol::messages::ApiKey::CreateAcls,
+            version,
+            vec![body.freeze()],
+        )
+        .await
+        .unwrap();
+    // ferry never creates ACLs, so it has no bounded decoder for this
+    // answer; kafka-protocol's is fine for a test talking to its own broker.
+    let response =
+        kafka_protocol::messages::CreateAclsResponse::decode(&mut reply, version).unwrap();
+    for r in &response.results {
+        assert_eq!(r.error_code, 0, "CreateAcls: {:?}", r.error_message);
+    }
 }

@@ -1,0 +1,361 @@
+//! SASL authentication (SaslHandshake v1 + SaslAuthenticate, KIP-152) with
+//! PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and re-authentication before the
+//! session the broker granted runs out (KIP-368).
+//!
+//! A mechanism is a small state machine ([`Mechanism`]): given the broker's
+//! last message (none at first) it produces the next message or says it is
+//! done. The exchange around it ([`authenticate`]) is the same for every
+//! mechanism, so OAUTHBEARER (one client message with a token) only needs a
+//! new `Mechanism` and a way to get tokens.
+
+mod scram;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::connection::{decode_bounded, encode_request};
+use crate::error::{ClientError, KafkaCode, Result};
+use crate::secret::Secret;
+use crate::versions::BrokerVersions;
+use ferry_wire::sasl_response::{
+    decode_sasl_authenticate_response, decode_sasl_handshake_response,
+};
+
+/// A SASL mechanism ferry speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaslMechanism {
+    /// `PLAIN`: username and password in the clear; use it over TLS only.
+    Plain,
+    /// `SCRAM-SHA-256`.
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// The name Kafka knows it by (`sasl.enabled.mechanisms`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// Where the password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    /// The password itself.
+    Value(Secret),
+    /// A file holding the password (one trailing newline is ignored). It is
+    /// read at every authentication, so a rotated password is picked up.
+    File(PathBuf),
+}
+
+/// SASL settings for every connection to one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslConfig {
+    /// The mechanism; it must be in the listener's `sasl.enabled.mechanisms`.
+    pub mechanism: SaslMechanism,
+    /// The user to log in as.
+    pub username: String,
+    /// The user's password.
+    pub password: Password,
+}
+
+impl SaslConfig {
+    fn password(&self) -> Result<Secret> {
+        match &self.password {
+            Password::Value(secret) => Ok(secret.clone()),
+            Password::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ClientError::SaslSetup {
+                    reason: format!("cannot read the password file {}: {e}", path.display()),
+                })?;
+                let value = text
+                    .strip_suffix('\n')
+                    .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+                Ok(Secret::new(value))
+            }
+        }
+    }
+
+    fn session(&self, password: Secret) -> Result<Box<dyn Mechanism>> {
+        let scram = |hash| {
+            scram::Scram::new(hash, &self.username, password.clone())
+                .map(|s| Box::new(s) as Box<dyn Mechanism>)
+                .map_err(|f| ClientError::SaslSetup { reason: f.detail })
+        };
+        match self.mechanism {
+            SaslMechanism::Plain => Ok(Box::new(Plain {
+                username: self.username.clone(),
+                password,
+                sent: false,
+            })),
+            SaslMechanism::ScramSha256 => scram(scram::Hash::Sha256),
+            SaslMechanism::ScramSha512 => scram(scram::Hash::Sha512),
+        }
+    }
+}
+
+/// What a mechanism does next.
+pub(crate) enum Step {
+    /// Send these bytes in a SaslAuthenticate request.
+    Send(Vec<u8>),
+    /// Authenticated.
+    Done,
+}
+
+/// Why a mechanism gave up.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The broker refused the credentials (as opposed to a protocol problem).
+    rejected: bool,
+    detail: String,
+}
+
+impl Failure {
+    fn rejected(detail: impl Into<String>) -> Self {
+        Self {
+            rejected: true,
+            detail: detail.into(),
+        }
+    }
+
+    fn protocol(detail: impl Into<String>) -> Self {
+        Self {
+            rejected: false,
+            detail: detail.into(),
+        }
+    }
+
+    fn local(detail: impl Into<String>) -> Self {
+        Self::protocol(detail)
+    }
+}
+
+/// One authentication's client side.
+pub(crate) trait Mechanism: Send {
+    /// The next message, given the broker's last one (`None` before the first).
+    fn step(&mut self, server: Option<&[u8]>) -> std::result::Result<Step, Failure>;
+}
+
+/// `PLAIN` (RFC 4616): `authzid NUL authcid NUL passwd`, no authzid.
+struct Plain {
+    username: String,
+    password: Secret,
+    sent: bool,
+}
+
+impl Mechanism for Plain {
+    fn step(&mut self, _server: Option<&[u8]>) -> std::result::Result<Step, Failure> {
+        if self.sent {
+            return Ok(Step::Done);
+        }
+        self.sent = true;
+        let mut message =
+            Vec::with_capacity(2 + self.username.len() + self.password.expose().len());
+        message.push(0);
+        message.extend_from_slice(self.username.as_bytes());
+        message.push(0);
+        message.extend_from_slice(self.password.expose().as_bytes());
+        Ok(Step::Send(message))
+    }
+}
+
+/// Sends one request and returns its response body (header stripped). The
+/// connection implements it for the first authentication, the writer task
+/// for re-authentication (when nothing else may be sent in between).
+pub(crate) trait Transport {
+    async fn round_trip(&mut self, api: ApiKey, version: i16, body: Bytes) -> Result<Bytes>;
+}
+
+/// A cluster's SASL settings plus the versions one broker speaks.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticator {
+    config: SaslConfig,
+    handshake_version: i16,
+    authenticate_version: i16,
+}
+
+impl Authenticator {
+    pub(crate) fn new(config: &SaslConfig, versions: &BrokerVersions) -> Result<Self> {
+        Ok(Self {
+            config: config.clone(),
+            // v0 means the SASL tokens follow as raw frames, without
+            // SaslAuthenticate (and so without session lifetimes); ferry
+            // only speaks the framed form, v1 (KIP-152, Kafka 1.0+).
+            handshake_version: versions.pick(
+                ApiKey::SaslHandshake,
+                kafka_protocol::protocol::VersionRange { min: 1, max: 1 },
+            )?,
+            authenticate_version: versions.version_for::<SaslAuthenticateRequest>()?,
+        })
+    }
+}
+
+/// Runs one SASL authentication; returns the session lifetime the broker
+/// granted, if it set one (`connections.max.reauth.ms`).
+pub(crate) async fn authenticate<T: Transport>(
+    transport: &mut T,
+    broker: &str,
+    auth: &Authenticator,
+) -> Result<Option<Duration>> {
+    let config = &auth.config;
+    let mechanism = config.mechanism.name();
+    let version = auth.handshake_version;
+    let request =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let body = encode_request(&request, ApiKey::SaslHandshake, version, broker)?;
+    let reply = transport
+        .round_trip(ApiKey::SaslHandshake, version, body)
+        .await?;
+    let response = decode_bounded(
+        reply,
+        ApiKey::SaslHandshake,
+        version,
+        broker,
+        decode_sasl_handshake_response,
+    )?;
+    if let Some(code) = KafkaCode::from_code(response.error_code) {
+        let enabled = response.mechanisms;
+        return Err(match code {
+            KafkaCode::UNSUPPORTED_SASL_MECHANISM | KafkaCode::ILLEGAL_SASL_STATE => {
+                ClientError::SaslMechanismNotEnabled {
+                    broker: broker.to_owned(),
+                    mechanism,
+                    enabled,
+                }
+            }
+            code => ClientError::Kafka {
+                broker: broker.to_owned(),
+                api: ApiKey::SaslHandshake,
+                code,
+                context: format!(" for mechanism {mechanism}"),
+            },
+        });
+    }
+
+    let failed = |f: Failure| {
+        if f.rejected {
+            ClientError::SaslAuthentication {
+                broker: broker.to_owned(),
+                mechanism,
+                username: config.username.clone(),
+                detail: f.detail,
+            }
+        } else {
+            ClientError::SaslProtocol {
+                broker: broker.to_owned(),
+                mechanism,
+                detail: f.detail,
+            }
+        }
+    };
+    let mut session = config.session(config.password()?)?;
+    let mut server: Option<Bytes> = None;
+    let mut lifetime_ms = 0i64;
+    let version = auth.authenticate_version;
+    loop {
+        let message = match session.step(server.as_deref()).map_err(failed)? {
+            Step::Done => break,
+            Step::Send(message) => message,
+        };
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
+        let body = encode_request(&request, ApiKey::SaslAuthenticate, version, broker)?;
+        let reply = transport
+            .round_trip(ApiKey::SaslAuthenticate, version, body)
+            .await?;
+        let response = decode_bounded(
+            reply,
+            ApiKey::SaslAuthenticate,
+            version,
+            broker,
+            decode_sasl_authenticate_response,
+        )?;
+        if let Some(code) = KafkaCode::from_code(response.error_code) {
+            let said = response
+                .error_message
+                .as_ref()
+                .map_or_else(|| code.to_string(), ToString::to_string);
+            return Err(failed(if code == KafkaCode::SASL_AUTHENTICATION_FAILED {
+                Failure::rejected(said)
+            } else {
+                Failure::protocol(format!("{code}: {said}"))
+            }));
+        }
+        lifetime_ms = response.session_lifetime_ms;
+        server = Some(response.auth_bytes);
+    }
+    tracing::debug!(broker, mechanism, username = %config.username, lifetime_ms, "authenticated");
+    Ok(u64::try_from(lifetime_ms)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis))
+}
+
+/// When to re-authenticate a session that lasts `lifetime`: at 85% of it,
+/// like Kafka's own clients, so requests sent just before never arrive late.
+pub(crate) fn reauth_after(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(0.85)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_message() {
+        let mut p = Plain {
+            username: "ferry".into(),
+            password: Secret::new("pw"),
+            sent: false,
+        };
+        match p.step(None) {
+            Ok(Step::Send(m)) => assert_eq!(m, b"\0ferry\0pw"),
+            _ => panic!("PLAIN sends one message"),
+        }
+        assert!(matches!(p.step(Some(b"")), Ok(Step::Done)));
+    }
+
+    #[test]
+    fn password_files_lose_one_newline() {
+        let dir = std::env::temp_dir().join(format!("ferry-sasl-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("pw");
+        let _ = std::fs::write(&file, "s3cret\n");
+        let config = SaslConfig {
+            mechanism: SaslMechanism::Plain,
+            username: "u".into(),
+            password: Password::File(file.clone()),
+        };
+        assert_eq!(
+            config.password().ok().as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
+        let missing = SaslConfig {
+            password: Password::File(dir.join("nope")),
+            ..config
+        };
+        let err = missing
+            .password()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("password file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reauth_before_expiry() {
+        assert_eq!(
+            reauth_after(Duration::from_secs(100)),
+            Duration::from_secs(85)
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! `security_protocol`, `[clusters.<alias>.tls]` and `[clusters.<alias>.sasl]`:
+//! how ferry secures and authenticates its connections to one cluster.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use ferry_client::{Password, SaslConfig, SaslMechanism, Secret, TlsConfig};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::Problem;
+
+/// How connections to a cluster are secured; Kafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    /// No TLS, no authentication (the default).
+    #[default]
+    Plaintext,
+    /// TLS; with `tls.cert_file`, mutual TLS.
+    Ssl,
+    /// SASL authentication, no TLS.
+    SaslPlaintext,
+    /// SASL authentication over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether connections use TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+
+    /// The name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+}
+
+/// `[clusters.<alias>.tls]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsSettings {
+    /// PEM bundle of the CAs that sign the brokers' certificates. Default:
+    /// the system's root certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain for mutual TLS; set with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file` (PKCS#8, RSA or EC; unencrypted).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The name broker certificates are checked against, instead of each
+    /// broker's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Accept any broker certificate. For tests only; warned about.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `sasl.mechanism`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Mechanism {
+    /// `PLAIN`.
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// `SCRAM-SHA-256`.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl Mechanism {
+    fn client(self) -> SaslMechanism {
+        match self {
+            Self::Plain => SaslMechanism::Plain,
+            Self::ScramSha256 => SaslMechanism::ScramSha256,
+            Self::ScramSha512 => SaslMechanism::ScramSha512,
+        }
+    }
+}
+
+/// `[clusters.<alias>.sasl]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SaslSettings {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: Mechanism,
+    /// The user ferry logs in as.
+    pub username: String,
+    /// The password (usually `"${VAR}"`); never printed. Set this or
+    /// `password_file`.
+    #[serde(default, deserialize_with = "deserialize_secret")]
+    pub password: Option<Secret>,
+    /// A file holding the password, read at every login.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl SaslSettings {
+    /// SASL settings with an inline password.
+    pub fn new(mechanism: Mechanism, username: impl Into<String>, password: Secret) -> Self {
+        Self {
+            mechanism,
+            username: username.into(),
+            password: Some(password),
+            password_file: None,
+        }
+    }
+}
+
+/// A string as a [`Secret`]. Type errors never quote the value (serde's
+/// default message would: "invalid type: integer `1234`").
+fn deserialize_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    struct SecretVisitor;
+    impl Visitor<'_> for SecretVisitor {
+        type Value = Secret;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+            Ok(Secret::new(v))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+            Err(E::custom("expected a string (in quotes)"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+            Err(E::custom("expected a string (in quotes)"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+            Err(E::custom("expected a string (in quotes)"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+            Err(E::custom("expected a string (in quotes)"))
+        }
+    }
+    d.deserialize_str(SecretVisitor).map(Some)
+}
+
+/// The client's TLS settings for a cluster (`None`: no TLS).
+pub(crate) fn tls_config(
+    protocol: SecurityProtocol,
+    tls: Option<&TlsSettings>,
+) -> Option<TlsConfig> {
+    if !protocol.tls() {
+        return None;
+    }
+    let tls = tls.cloned().unwrap_or_default();
+    Some(TlsConfig {
+        ca_file: tls.ca_file,
+        cert_file: tls.cert_file,
+        key_file: tls.key_file,
+        server_name: tls.server_name,
+        insecure_skip_verify: tls.insecure_skip_verify,
+    })
+}
+
+/// The client's SASL settings for a cluster (`None`: no SASL).
+pub(crate) fn sasl_config(
+    protocol: SecurityProtocol,
+    sasl: Option<&SaslSettings>,
+) -> Option<SaslConfig> {
+    let sasl = sasl.filter(|_| protocol.sasl())?;
+    let password = match (&sasl.password, &sasl.password_file) {
+        (_, Some(file)) => Password::File(file.clone()),
+        (Some(secret), None) => Password::Value(secret.clone()),
+        // Validation refuses this; an empty password fails at the broker.
+        (None, None) => Password::Value(Secret::default()),
+    };
+    Some(SaslConfig {
+        mechanism: sasl.mechanism.client(),
+        username: sasl.username.clone(),
+        password,
+    })
+}
+
+/// Checks the security settings of cluster `alias`.
+pub(crate) fn check(
+    alias: &str,
+    protocol: SecurityProtocol,
+    tls: Option<&TlsSettings>,
+    sasl: Option<&SaslSettings>,
+    p: &mut Vec<Problem>,
+) {
+    let at = |field: &str| format!("clusters.{alias}.{field}");
+    let name = protocol.name();
+    match (tls, protocol.tls()) {
+        (Some(_), false) => p.push(Problem::new(
+            at("tls"),
+            format!(
+                "TLS settings need security_protocol \"ssl\" or \"sasl_ssl\" (it is \"{name}\")"
+            ),
+        )),
+        (Some(tls), true) => {
+            for (field, file) in [
+                ("tls.ca_file", &tls.ca_file),
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
+                if let Some(file) = file {
+                    if !file.is_file() {
+                        p.push(Problem::new(
+                            at(field),
+                            format!("{} is not a readable file", file.display()),
+                        ));
+                    }
+                }
+            }
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                p.push(Problem::new(
+                    at("tls"),
+                    "set cert_file and key_file together (mutual TLS), or neither",
+                ));
+            }
+            if tls.server_name.as_deref().is_some_and(str::is_empty) {
+                p.push(Problem::new(at("tls.server_name"), "must not be empty"));
+            }
+        }
+        (None, _) => {}
+    }
+    match (sasl, protocol.sasl()) {
+        (Some(_), false) => p.push(Problem::new(
+            at("sasl"),
+            format!(
+                "SASL settings need security_protocol \"sasl_plaintext\" or \"sasl_ssl\" \
+                 (it is \"{name}\")"
+            ),
+        )),
+        (None, true) => p.push(Problem::new(
+            at("sasl"),
+            format!(
+                "is required with security_protocol \"{name}\": add [clusters.{alias}.sasl] \
+                 with mechanism, username and password (or password_file)"
+            ),
+        )),
+        (Some(sasl), true) => {
+            if sasl.username.is_empty() {
+                p.push(Problem::new(at("sasl.username"), "must not be empty"));
+            }
+            match (&sasl.password, &sasl.password_file) {
+                (Some(_), Some(_)) => p.push(Problem::new(
+                    at("sasl"),
+                    "set password or password_file, not both",
+                )),
+                (None, None) => p.push(Problem::new(
+                    at("sasl"),
+                    "set password (e.g. \"${FERRY_PASSWORD}\") or password_file",
+                )),
+                (Some(secret), None) if secret.is_empty() => {
+                    p.push(Problem::new(at("sasl.password"), "must not be empty"));
+                }
+                (None, Some(file)) if !file.is_file() => p.push(Problem::new(
+                    at("sasl.password_file"),
+                    format!("{} is not a readable file", file.display()),
+                )),
+                _ => {}
+            }
+        }
+        (None, false) => {}
+    }
+}
+
+/// Things allowed but risky.
+pub(crate) fn warnings(
+    alias: &str,
+    protocol: SecurityProtocol,
+    tls: Option<&TlsSettings>,
+    sasl: Option<&SaslSettings>,
+    w: &mut Vec<Problem>,
+) {
+    if protocol.tls() && tls.is_some_and(|t| t.insecure_skip_verify) {
+        w.push(Problem::new(
+            format!("clusters.{alias}.tls.insecure_skip_verify"),
+            "broker certificates are not verified: anyone on the network path can read and \
+             change the traffic and collect the credentials. For tests only",
+        ));
+    }
+    if protocol == SecurityProtocol::SaslPlaintext
+        && sasl.is_some_and(|s| s.mechanism == Mechanism::Plain)
+    {
+        w.push(Problem::new(
+            format!("clusters.{alias}.sasl.mechanism"),
+            "PLAIN over sasl_plaintext sends the password unencrypted; use sasl_ssl or SCRAM",
+        ));
+    }
+}
