@@ -38,6 +38,7 @@ use ferry_client::{
 };
 use ferry_wire::codec::Compression;
 use ferry_wire::pool::MemoryBudget;
+use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -140,6 +141,9 @@ impl FlowSpec {
                     max_wait: fetch.max_wait,
                     max_bytes: fetch.max_bytes,
                     partition_max_bytes: fetch.partition_max_bytes,
+                    // Fetched data is leased from the memory budget; the
+                    // read-ahead limit must not promise more than that.
+                    max_buffered_bytes: t.memory_budget.as_usize(),
                     ..FetcherConfig::default()
                 },
                 producer: ProducerConfig {
@@ -151,6 +155,9 @@ impl FlowSpec {
         })
     }
 }
+
+/// Partitions whose start positions are looked up at once.
+const START_CONCURRENCY: usize = 32;
 
 /// How often a lagging flow logs its catch-up progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
@@ -370,21 +377,28 @@ pub async fn run_flow(
                 };
                 let mut newly_started = false;
                 let mut pending = 0usize;
-                for assignment in found {
-                    if started.contains_key(&assignment.source) {
-                        continue;
+                // Start positions of new partitions, looked up concurrently:
+                // one after the other, each waits behind the fetcher's long
+                // poll on the shared connection (~0.1-0.5 s per partition).
+                let positions_found: Vec<_> = futures_util::stream::iter(
+                    found.into_iter().filter(|a| !started.contains_key(&a.source)),
+                )
+                .map(|assignment| {
+                    let (spec, source, target) = (&spec, &source, &target);
+                    let checkpoint = checkpoints.get(&assignment.source);
+                    async move {
+                        let position =
+                            start_position(spec, source, target, &assignment, checkpoint).await;
+                        (assignment, position)
                     }
+                })
+                .buffer_unordered(START_CONCURRENCY)
+                .collect()
+                .await;
+                for (assignment, position) in positions_found {
                     // A partition that cannot start now (a broker restarting)
                     // is tried again at the next discovery.
-                    let (position, target_end) = match start_position(
-                        &spec,
-                        &source,
-                        &target,
-                        &assignment,
-                        checkpoints.get(&assignment.source),
-                    )
-                    .await
-                    {
+                    let (position, target_end) = match position {
                         Ok(p) => p,
                         Err(e) => {
                             pending += 1;
