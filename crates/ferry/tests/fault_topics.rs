@@ -235,3 +235,108 @@ async fn records_deleted_before_ferry_read_them_are_reported_and_skipped() {
     assert_eq!(records(&read_all(&b, &target, 0).await), want);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The target topic deleted while ferry mirrors into it. Ferry does not
+/// recreate it: the producer retries (`ferry_retries_total{during="produce",
+/// cause="UNKNOWN_TOPIC_ID"}` counts it within seconds) until the
+/// delivery timeout (120 s), then the partition stops with an error naming
+/// the source partition, the offset and the missing topic; the other
+/// partitions and flows carry on. CI checks the first part;
+/// `FERRY_FAULT_LONG=1 cargo test -p ferry --test fault_topics -- --nocapture`
+/// waits for the stop too (about 2 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_topic_deleted_while_mirroring_is_reported() {
+    let Some((a_addr, b_addr)) = brokers() else {
+        return;
+    };
+    let (a, b) = (client(&a_addr).await, client(&b_addr).await);
+    let dir = std::env::temp_dir().join(unique("ferry-fault-deleted"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let topic = unique("deleted");
+    create(&a, &topic, 1).await;
+    produce(&a, &topic, 0, 4, 0).await;
+    let flow = unique("flow");
+    let config = config(&dir, &a_addr, &b_addr, &flow, &topic);
+    let target = format!("src.{topic}");
+    let log = dir.join("ferry.log");
+    let ferry = Ferry::start(&config, log.clone());
+    let addr = metrics_address(&log);
+    wait_mirrored(&a, &b, &topic, &target, 1).await;
+
+    let (bootstrap, name) = (b_addr.clone(), target.clone());
+    tokio::task::spawn_blocking(move || {
+        tool(
+            "org.apache.kafka.tools.TopicCommand",
+            &[
+                "--bootstrap-server",
+                &bootstrap,
+                "--delete",
+                "--topic",
+                &name,
+            ],
+        );
+    })
+    .await
+    .unwrap();
+    let deleted = Instant::now();
+    produce(&a, &topic, 0, 4, 10).await;
+    let retries = [
+        &*format!("flow=\"{flow}\""),
+        "during=\"produce\"",
+        // UNKNOWN_TOPIC_ID (Produce v13 names topics by id) or _OR_PARTITION
+        "cause=\"UNKNOWN_TOPIC_",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = sum(&metrics(&addr), "ferry_retries_total", &retries);
+        if n > 0.0 {
+            println!(
+                "{:.1} s after the delete: {n} produce retries for an unknown topic",
+                deleted.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sign of the deleted target topic in 30 s:\n{}",
+            metrics(&addr)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = b.refresh_metadata(Some(&[target.as_str()])).await;
+    assert!(
+        common::try_read_all(&b, &target, 0).await.is_none(),
+        "ferry recreated the target topic"
+    );
+
+    if std::env::var("FERRY_FAULT_LONG").as_deref() == Ok("1") {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let line = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(l) = text.lines().find(|l| l.contains("partition stopped")) {
+                break l.to_owned();
+            }
+            assert!(Instant::now() < deadline, "never stopped:\n{text}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        println!(
+            "{:.1} s after the delete: {line}",
+            deleted.elapsed().as_secs_f64()
+        );
+        assert!(
+            line.contains(&format!("{topic}-0")) && line.contains("UNKNOWN_TOPIC_OR_PARTITION"),
+            "{line}"
+        );
+        let stopped = sum(
+            &metrics(&addr),
+            "ferry_partitions",
+            &[&format!("flow=\"{flow}\""), "state=\"stopped\""],
+        );
+        assert!(
+            (stopped - 1.0).abs() < 0.5,
+            "ferry_partitions{{state=stopped}} = {stopped}"
+        );
+    }
+    ferry.stop_allowing_failure();
+    let _ = std::fs::remove_dir_all(&dir);
+}
