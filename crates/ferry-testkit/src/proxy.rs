@@ -386,9 +386,8 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
                     return;
                 }
             }
-            if to.write_all(&frame).await.is_err() {
-                return;
-            }
+            // Counted before the write, so a peer that has read a frame
+            // sees it counted.
             let c = &shared.counters;
             let n = frame.len() as u64;
             c.bytes.fetch_add(n, Ordering::Relaxed);
@@ -396,6 +395,9 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
                 Direction::Request => c.requests.fetch_add(1, Ordering::Relaxed),
                 Direction::Response => c.responses.fetch_add(1, Ordering::Relaxed),
             };
+            if to.write_all(&frame).await.is_err() {
+                return;
+            }
             let bandwidth = shared.settings().bandwidth;
             if let Some(rate) = bandwidth {
                 let micros = n.saturating_mul(1_000_000) / rate;
