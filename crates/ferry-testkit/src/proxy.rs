@@ -79,6 +79,8 @@ struct Shared {
     paused: watch::Sender<bool>,
     live: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     counters: Counters,
+    /// Request frames forwarded, by API key.
+    by_api: Mutex<HashMap<i16, u64>>,
     rng: Mutex<u64>,
 }
 
@@ -134,6 +136,7 @@ impl FaultProxy {
             paused: watch::channel(false).0,
             live: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            by_api: Mutex::new(HashMap::new()),
             rng: Mutex::new(seed),
         });
         let (stop, stopped) = oneshot::channel();
@@ -242,6 +245,14 @@ impl FaultProxy {
         };
         drop(s);
         self.resume();
+    }
+
+    /// Request frames forwarded with this API key (0 Produce, 1 Fetch, ...).
+    pub fn requests_of(&self, api_key: i16) -> u64 {
+        lock(&self.shared.by_api)
+            .get(&api_key)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// What the proxy did so far.
@@ -392,9 +403,17 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
             let n = frame.len() as u64;
             c.bytes.fetch_add(n, Ordering::Relaxed);
             match dir {
-                Direction::Request => c.requests.fetch_add(1, Ordering::Relaxed),
-                Direction::Response => c.responses.fetch_add(1, Ordering::Relaxed),
-            };
+                Direction::Request => {
+                    c.requests.fetch_add(1, Ordering::Relaxed);
+                    if let Some(key) = frame.get(4..6) {
+                        let key = i16::from_be_bytes([key[0], key[1]]);
+                        *lock(&shared.by_api).entry(key).or_default() += 1;
+                    }
+                }
+                Direction::Response => {
+                    c.responses.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             if to.write_all(&frame).await.is_err() {
                 return;
             }
@@ -555,6 +574,8 @@ mod tests {
         }
         let s = proxy.stats();
         assert_eq!((s.connections, s.requests, s.responses), (1, 5, 5));
+        // The first two bytes of a request are its API key.
+        assert_eq!(proxy.requests_of(i16::from_be_bytes([3, 3])), 1);
         assert_eq!(s.bytes, 2 * 5 * 104);
     }
 
