@@ -70,6 +70,7 @@ async fn pipelining_keeps_throughput_far_above_one_batch_per_round_trip() {
     wait_caught_up(&a, &b, &topic, &target, PARTITIONS, Duration::from_secs(60)).await;
     ferry.stop();
 
+    let produce_requests = proxy.requests_of(0);
     let start = first.iter().flatten().min().copied().unwrap();
     let per_rtt = 1.0 / RTT.as_secs_f64();
     println!(
@@ -89,6 +90,13 @@ async fn pipelining_keeps_throughput_far_above_one_batch_per_round_trip() {
             rate / per_rtt
         );
     }
+    #[allow(clippy::cast_precision_loss)]
+    let per_request = (BATCHES * want.len()) as f64 / produce_requests.max(1) as f64;
+    println!(
+        "  {produce_requests} Produce requests (checkpoints included) for {} batches: \
+         {per_request:.2} batches per request",
+        BATCHES * want.len()
+    );
     let c = compare(&a, &b, &topic, &target, PARTITIONS).await;
     assert_eq!((c.missing, c.duplicates), (0, 0), "{c:?}");
     assert!(
