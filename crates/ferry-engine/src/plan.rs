@@ -120,13 +120,30 @@ impl PartitionPlanner {
         entries: impl IntoIterator<Item = FetchedBatch>,
         aborted: impl IntoIterator<Item = AbortedTxn>,
     ) -> Result<Vec<(i64, Plan)>, EngineError> {
+        match self.plan_fetch_until_error(entries, aborted) {
+            (plans, None) => Ok(plans),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Like [`plan_fetch`](Self::plan_fetch), but keeps the plans of the
+    /// batches before the first one that fails (a corrupt batch), so they
+    /// can still be forwarded: the partition then stops exactly at the
+    /// batch the error names.
+    pub fn plan_fetch_until_error(
+        &mut self,
+        entries: impl IntoIterator<Item = FetchedBatch>,
+        aborted: impl IntoIterator<Item = AbortedTxn>,
+    ) -> (Vec<(i64, Plan)>, Option<EngineError>) {
         let mut filter = AbortedTxnFilter::new(aborted);
         let mut out = Vec::new();
         for entry in entries {
-            let plan = self.plan(&entry, &mut filter)?;
-            out.push((entry.next_offset(), plan));
+            match self.plan(&entry, &mut filter) {
+                Ok(plan) => out.push((entry.next_offset(), plan)),
+                Err(e) => return (out, Some(e)),
+            }
         }
-        Ok(out)
+        (out, None)
     }
 
     fn plan(
@@ -380,5 +397,22 @@ mod tests {
             "{msg}"
         );
         assert_eq!(p.position(), 0, "position does not pass a corrupt batch");
+    }
+
+    #[test]
+    fn batches_before_a_corrupt_one_are_still_planned() {
+        let first = batch(&[0, 1], Compression::None, None);
+        let mut bytes = batch(&[2, 3], Compression::Zstd, None).as_bytes().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let bad = RecordBatch::new(Bytes::from(bytes)).unwrap();
+        let after = batch(&[4, 5], Compression::None, None);
+        let mut p = PartitionPlanner::new(tp(), 0, PlanConfig::default());
+        let (plans, err) = p.plan_fetch_until_error([first, bad, after].map(FetchedBatch::V2), []);
+        assert_eq!(plans.len(), 1, "only the batch before the corrupt one");
+        assert_eq!(plans[0].0, 2);
+        let msg = err.unwrap().to_string();
+        assert!(msg.contains("offset 2") && msg.contains("corrupt"), "{msg}");
+        assert_eq!(p.position(), 2, "stops at the corrupt batch");
     }
 }

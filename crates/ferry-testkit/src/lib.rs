@@ -6,6 +6,9 @@
 //! "skipped" and passes, unless brokers are required: then it fails, so CI
 //! can never pass without having run them.
 
+pub mod cluster;
+pub mod proxy;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod secure;

@@ -90,6 +90,9 @@ impl PartitionTask {
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
         let mut metrics = self.spec.metrics.partition(&self.source);
         let mut stopping = false;
+        // A bad source batch: what came before it is still acknowledged
+        // (and checkpointed) before the partition stops with this error.
+        let mut failed: Option<EngineError> = None;
         self.publish(&inflight);
         loop {
             if stopping && acks.is_empty() {
@@ -134,7 +137,15 @@ impl PartitionTask {
                     match data {
                         None => stopping = true,
                         Some(data) => {
-                            self.process(data, &mut planner, &mut inflight, &mut map, &mut acks, &mut metrics).await?;
+                            match self.process(data, &mut planner, &mut inflight, &mut map, &mut acks, &mut metrics).await {
+                                Ok(()) => {}
+                                Err(e @ (EngineError::CorruptBatch { .. } | EngineError::BadBatch { .. })) => {
+                                    failed = Some(e);
+                                    stopping = true;
+                                    self.fetcher.unassign(&self.source);
+                                }
+                                Err(e) => return Err(e),
+                            }
                         }
                     }
                 }
@@ -145,7 +156,7 @@ impl PartitionTask {
             .map_err(|e| self.internal(e.to_string()))?;
         self.journal(&mut map);
         self.publish(&inflight);
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Hands the map's finished runs to the checkpointer (before the
@@ -191,14 +202,26 @@ impl PartitionTask {
         }
         metrics.fetched(data.high_watermark, data.last_stable_offset, now_ms());
         let mut entries = Vec::new();
+        let mut bad = None;
         for entry in BatchIter::new(data.records.clone()) {
-            entries.push(entry.map_err(|source| EngineError::BadBatch {
-                tp: self.source.clone(),
-                offset: planner.position(),
-                source,
-            })?);
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(source) => {
+                    bad = Some(EngineError::BadBatch {
+                        tp: self.source.clone(),
+                        offset: entries
+                            .last()
+                            .map_or(planner.position(), |e| e.next_offset()),
+                        source,
+                    });
+                    break;
+                }
+            }
         }
-        let plans = planner.plan_fetch(entries, data.aborted_transactions.iter().copied())?;
+        // Batches before a bad one are forwarded; the error comes after them.
+        let (plans, corrupt) =
+            planner.plan_fetch_until_error(entries, data.aborted_transactions.iter().copied());
+        let failure = corrupt.or(bad);
         for (next_offset, plan) in plans {
             match plan {
                 Plan::Forward { batch, header } => {
@@ -263,7 +286,7 @@ impl PartitionTask {
             .map_err(|e| self.internal(e.to_string()))?;
         self.journal(map);
         self.publish(inflight);
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     fn produce_error(&self, offset: i64, e: ferry_client::ClientError) -> EngineError {

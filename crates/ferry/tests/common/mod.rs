@@ -241,34 +241,14 @@ memory_budget = "64MiB"
 /// keys, null values, headers (duplicate names) and current timestamps.
 pub async fn produce(c: &Client, topic: &str, partition: i32, batches: usize, seed: usize) {
     for b in 0..batches {
-        let codec = Compression::ALL[(b + seed) % Compression::ALL.len()];
-        let records: Vec<Record> = (0..50)
-            .map(|i| Record {
-                offset: i,
-                timestamp: now_ms(),
-                key: (i % 7 != 3).then(|| Bytes::from(format!("key-{seed}-{b}-{i}"))),
-                value: (i % 10 != 4)
-                    .then(|| Bytes::from(format!("value {seed} {b} {i} ").repeat(5))),
-                headers: if i % 3 == 0 {
-                    vec![
-                        Header {
-                            key: Bytes::from_static(b"h"),
-                            value: Some(Bytes::from_static(b"1")),
-                        },
-                        Header {
-                            key: Bytes::from_static(b"h"),
-                            value: None,
-                        },
-                    ]
-                } else {
-                    vec![]
-                },
-            })
-            .collect();
-        let batch = build_batch(&BatchSpec::producer(codec), &records).unwrap();
-        c.produce_batch(topic, partition, vec![batch], &ProduceOptions::default())
-            .await
-            .unwrap();
+        c.produce_batch(
+            topic,
+            partition,
+            vec![sample_batch(b, seed)],
+            &ProduceOptions::default(),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -351,4 +331,218 @@ pub async fn grant(admin: &Client, principal: &str, resource: (i8, &str, i8), op
     for r in &response.results {
         assert_eq!(r.error_code, 0, "CreateAcls: {:?}", r.error_message);
     }
+}
+/// Batch `b` of [`produce`]: 50 records whose content depends on `b` and `seed`.
+pub fn sample_batch(b: usize, seed: usize) -> Bytes {
+    let codec = Compression::ALL[(b + seed) % Compression::ALL.len()];
+    let records: Vec<Record> = (0..50)
+        .map(|i| Record {
+            offset: i,
+            timestamp: now_ms(),
+            key: (i % 7 != 3).then(|| Bytes::from(format!("key-{seed}-{b}-{i}"))),
+            value: (i % 10 != 4).then(|| Bytes::from(format!("value {seed} {b} {i} ").repeat(5))),
+            headers: if i % 3 == 0 {
+                vec![
+                    Header {
+                        key: Bytes::from_static(b"h"),
+                        value: Some(Bytes::from_static(b"1")),
+                    },
+                    Header {
+                        key: Bytes::from_static(b"h"),
+                        value: None,
+                    },
+                ]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    build_batch(&BatchSpec::producer(codec), &records).unwrap()
+}
+
+/// Produces one [`sample_batch`], retrying through faults (connection
+/// resets, a restarting broker) for up to a minute. A retry after a lost
+/// acknowledgement may write the batch twice on the source: the checks
+/// compare the target with whatever the source holds.
+pub async fn produce_retrying(c: &Client, topic: &str, partition: i32, seed: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let batch = sample_batch(0, seed);
+    loop {
+        match c
+            .produce_batch(
+                topic,
+                partition,
+                vec![batch.clone()],
+                &ProduceOptions::default(),
+            )
+            .await
+        {
+            Ok(_) => return,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "producing to {topic}-{partition} kept failing: {e}"
+                );
+                let _ = c.refresh_metadata(Some(&[topic])).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Keeps producing to every partition of `topic` (one batch per partition
+/// every `every`) until stopped; for mirroring under faults.
+pub struct Background {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<usize>,
+}
+
+impl Background {
+    pub fn start(c: Client, topic: String, partitions: i32, every: Duration, seed: usize) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut n = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for p in 0..partitions {
+                    produce_retrying(&c, &topic, p, seed + n).await;
+                    n += 1;
+                }
+                tokio::time::sleep(every).await;
+            }
+            n
+        });
+        Self { stop, task }
+    }
+
+    /// Stops and returns how many batches were produced.
+    pub async fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// What the target holds compared with the source, over all partitions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Comparison {
+    pub source_records: usize,
+    pub target_records: usize,
+    /// Source records not found on the target in source order.
+    pub missing: usize,
+    /// Target records beyond one copy of each source record.
+    pub duplicates: usize,
+}
+
+/// Record-level check: every source record must be on the target, in
+/// order per partition; extra target records are counted as duplicates.
+/// Prints one line per partition.
+pub async fn compare(
+    a: &Client,
+    b: &Client,
+    source: &str,
+    target: &str,
+    partitions: i32,
+) -> Comparison {
+    let _ = b.refresh_metadata(Some(&[target])).await;
+    let mut total = Comparison::default();
+    for p in 0..partitions {
+        let src = records(&read_all(a, source, p).await);
+        let dst = records(&read_all(b, target, p).await);
+        let mut missing = 0;
+        let mut at = 0;
+        for r in &src {
+            match dst[at..].iter().position(|d| d == r) {
+                Some(k) => at += k + 1,
+                None => missing += 1,
+            }
+        }
+        let duplicates = dst.len().saturating_sub(src.len() - missing);
+        println!(
+            "  {source}-{p} -> {target}-{p}: {} source records, {} target records, \
+             {missing} missing, {duplicates} duplicates",
+            src.len(),
+            dst.len()
+        );
+        total.source_records += src.len();
+        total.target_records += dst.len();
+        total.missing += missing;
+        total.duplicates += duplicates;
+    }
+    total
+}
+
+/// Waits until every target partition ends with its source partition's last
+/// record (end offsets alone could be fooled by duplicates); returns how long.
+pub async fn wait_caught_up(
+    a: &Client,
+    b: &Client,
+    source: &str,
+    target: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Duration {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    'wait: loop {
+        assert!(
+            Instant::now() < deadline,
+            "{target} did not catch up with {source} in {timeout:?}: target {:?}, source {:?}",
+            end_offsets(b, target, partitions).await,
+            end_offsets(a, source, partitions).await
+        );
+        let _ = b.refresh_metadata(Some(&[target])).await;
+        let want = end_offsets(a, source, partitions).await;
+        let got = end_offsets(b, target, partitions).await;
+        if want.iter().zip(&got).any(|(w, g)| g < w) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        for p in 0..partitions {
+            let src = last_record(a, source, p).await;
+            let dst = last_record(b, target, p).await;
+            if src != dst {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue 'wait;
+            }
+        }
+        return start.elapsed();
+    }
+}
+
+/// The last record of a partition (reads its last batches only).
+pub async fn last_record(c: &Client, topic: &str, partition: i32) -> Option<Content> {
+    let end = c
+        .list_offsets(topic, &[partition], OffsetSpec::Latest)
+        .await
+        .ok()?
+        .first()?
+        .1;
+    if end == 0 {
+        return None;
+    }
+    let options = FetchOptions {
+        max_wait: Duration::from_millis(10),
+        ..FetchOptions::default()
+    };
+    // Batches here hold at most 50 records.
+    let mut offset = (end - 200).max(0);
+    let mut last = None;
+    while offset < end {
+        let fetched = c.fetch_raw(topic, partition, offset, &options).await.ok()?;
+        let mut any = false;
+        for e in BatchIter::new(fetched.records.clone()) {
+            let Ok(FetchedBatch::V2(b)) = e else {
+                return None;
+            };
+            offset = b.header().next_offset();
+            any = true;
+            if let Some(r) = records(std::slice::from_ref(&b)).pop() {
+                last = Some(r);
+            }
+        }
+        if !any {
+            return None;
+        }
+    }
+    last
 }
