@@ -39,6 +39,7 @@ pub mod create_topics_response;
 pub mod describe_configs_response;
 mod error;
 pub mod fetch;
+pub mod find_coordinator_response;
 pub mod frame;
 pub mod init_producer_id_response;
 pub mod legacy;
