@@ -47,6 +47,8 @@ pub mod legacy;
 pub mod list_groups_response;
 pub mod list_offsets_response;
 pub mod metadata_response;
+pub mod offset_commit_response;
+pub mod offset_fetch_response;
 pub mod pool;
 pub mod produce;
 pub mod produce_response;
