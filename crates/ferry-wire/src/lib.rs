@@ -13,7 +13,10 @@
 //! - [`api_versions_response`], [`list_offsets_response`],
 //!   [`describe_configs_response`], [`create_topics_response`],
 //!   [`create_partitions_response`], [`alter_configs_response`],
-//!   [`init_producer_id_response`]: the same for every other response the
+//!   [`init_producer_id_response`], and for consumer groups
+//!   [`find_coordinator_response`], [`list_groups_response`],
+//!   [`describe_groups_response`], [`offset_fetch_response`],
+//!   [`offset_commit_response`]: the same for every other response the
 //!   client reads, and [`response_header`] for the header in front of them,
 //!   so that no response is decoded by kafka-protocol.
 //! - [`txn`]: dropping aborted transactions using batch headers only.
