@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 
 use ferry_client::{ClientError, KafkaCode, TopicPartition};
 use kafka_protocol::messages::ApiKey;
-use source_support::{batch, connect, create_topic, now_ms, produce, unique_topic};
+use source_support::{batch, broker, connect, create_topic, now_ms, produce, unique_topic};
 
 fn consumer_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/groups_support/consumer.py")
@@ -183,7 +183,7 @@ async fn groups_listed_described_and_offsets_read_and_written() {
 
 #[tokio::test]
 async fn commit_is_refused_while_the_group_has_members() {
-    let Some(addr) = ferry_testkit::broker_a() else {
+    let Some(addr) = broker() else {
         return;
     };
     let client = connect(&addr).await;
@@ -221,7 +221,7 @@ async fn commit_is_refused_while_the_group_has_members() {
 
 #[tokio::test]
 async fn a_group_that_does_not_exist() {
-    let Some(addr) = ferry_testkit::broker_a() else {
+    let Some(addr) = broker() else {
         return;
     };
     let client = connect(&addr).await;
