@@ -250,8 +250,9 @@ impl Client {
 
     /// DescribeGroups on the coordinator. A group that does not exist comes
     /// back with state `Dead` and 0 members (Kafka's answer), not an error:
-    /// brokers before Kafka 4 answer so with no error, Kafka 4 (DescribeGroups
-    /// v6, KIP-1043) adds `GROUP_ID_NOT_FOUND`, which is mapped to the same.
+    /// brokers before Kafka 4 answer so with no error; from DescribeGroups v6
+    /// (KIP-1043) the answer also carries `GROUP_ID_NOT_FOUND` (69; seen from
+    /// Kafka 4.3.1), which is mapped to the same description.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         self.on_coordinator(group, |conn| async move {
             let version = conn.versions().version_for::<DescribeGroupsRequest>()?;
@@ -372,11 +373,11 @@ impl Client {
     /// leader epoch.
     ///
     /// The broker refuses it while the group has active members: Kafka
-    /// 4.3.1 answers `UNKNOWN_MEMBER_ID` (25) for a classic group with a
-    /// live consumer (seen in `tests/groups.rs`); older brokers may answer
-    /// `ILLEGAL_GENERATION` (22) or `REBALANCE_IN_PROGRESS` (27). Any
-    /// per-partition error code is returned as [`ClientError::Kafka`] naming
-    /// the topic and partition. Coordinator moves are retried with a fresh
+    /// 4.3.1 answers `UNKNOWN_MEMBER_ID` (25) on every partition for a
+    /// classic group with a live consumer (checked in `tests/groups.rs`;
+    /// other broker versions and KIP-848 `consumer` groups are not tested
+    /// and may use another code). Any per-partition error code is returned
+    /// as [`ClientError::Kafka`] naming the topic and partition. Coordinator moves are retried with a fresh
     /// lookup until [`COORDINATOR_DEADLINE`]; committing the same offsets
     /// twice is harmless.
     pub async fn commit_group_offsets(
