@@ -167,8 +167,7 @@ mod tests {
 
     #[test]
     fn decodes_what_kafka_protocol_encodes() {
-        for version in MIN_DESCRIBE_GROUPS_RESPONSE_VERSION..=MAX_DESCRIBE_GROUPS_RESPONSE_VERSION
-        {
+        for version in MIN_DESCRIBE_GROUPS_RESPONSE_VERSION..=MAX_DESCRIBE_GROUPS_RESPONSE_VERSION {
             for groups in 0..4u8 {
                 let theirs = sample(version, groups);
                 let mut b = BytesMut::new();
@@ -228,7 +227,10 @@ mod tests {
         b.extend_from_slice(&[0u8; 30]);
         assert!(matches!(
             decode_describe_groups_response(b.freeze(), 0),
-            Err(WireError::Malformed { what: "members", .. })
+            Err(WireError::Malformed {
+                what: "members",
+                ..
+            })
         ));
         // A member whose assignment announces more bytes than are left.
         let mut b = BytesMut::new();

@@ -151,8 +151,7 @@ mod tests {
 
     #[test]
     fn decodes_what_kafka_protocol_encodes() {
-        for version in
-            MIN_FIND_COORDINATOR_RESPONSE_VERSION..=MAX_FIND_COORDINATOR_RESPONSE_VERSION
+        for version in MIN_FIND_COORDINATOR_RESPONSE_VERSION..=MAX_FIND_COORDINATOR_RESPONSE_VERSION
         {
             for keys in 0..3u8 {
                 let theirs = sample(version, keys);

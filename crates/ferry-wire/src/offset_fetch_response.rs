@@ -230,7 +230,8 @@ mod tests {
                                         p = p.with_committed_leader_epoch(5);
                                     }
                                     if flexible {
-                                        p = p.with_unknown_tagged_field(1, Bytes::from_static(b"x"));
+                                        p = p
+                                            .with_unknown_tagged_field(1, Bytes::from_static(b"x"));
                                     }
                                     p
                                 })
