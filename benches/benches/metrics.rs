@@ -18,7 +18,11 @@ fn per_batch(c: &mut Criterion) {
         let metrics = Metrics::new(per_partition);
         let flow = metrics.flow("bench");
         let mut partition = flow.partition(&TopicPartition::new("orders", 0));
-        let label = if per_partition { "per_partition" } else { "per_flow_only" };
+        let label = if per_partition {
+            "per_partition"
+        } else {
+            "per_flow_only"
+        };
         let mut offset = 0i64;
         group.bench_function(BenchmarkId::new("forwarded_batch", label), |b| {
             b.iter(|| {
