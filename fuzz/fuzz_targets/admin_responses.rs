@@ -1,6 +1,8 @@
 //! A response frame for one of the admin calls (ListOffsets,
 //! DescribeConfigs, CreateTopics, CreatePartitions, IncrementalAlterConfigs,
-//! InitProducerId) through ferry's bounded header splitter and body decoder.
+//! InitProducerId, and the consumer-group ones: FindCoordinator, ListGroups,
+//! DescribeGroups, OffsetFetch, OffsetCommit) through ferry's bounded header
+//! splitter and body decoder.
 //! The first byte picks the decoder and the version.
 #![no_main]
 
@@ -9,15 +11,20 @@ use ferry_wire::alter_configs_response as alter;
 use ferry_wire::create_partitions_response as partitions;
 use ferry_wire::create_topics_response as topics;
 use ferry_wire::describe_configs_response as configs;
+use ferry_wire::describe_groups_response as describe_groups;
+use ferry_wire::find_coordinator_response as coordinator;
 use ferry_wire::init_producer_id_response as producer_id;
+use ferry_wire::list_groups_response as list_groups;
 use ferry_wire::list_offsets_response as offsets;
+use ferry_wire::offset_commit_response as offset_commit;
+use ferry_wire::offset_fetch_response as offset_fetch;
 use ferry_wire::response_header::split_response_header;
 use libfuzzer_sys::fuzz_target;
 
 /// Each decoder: its version range, its first flexible version (which
 /// moves the header to v1) and a decode that drops the result.
 type Decode = fn(Bytes, i16) -> bool;
-const DECODERS: [(i16, i16, i16, Decode); 6] = [
+const DECODERS: [(i16, i16, i16, Decode); 11] = [
     (
         offsets::MIN_LIST_OFFSETS_RESPONSE_VERSION,
         offsets::MAX_LIST_OFFSETS_RESPONSE_VERSION,
@@ -53,6 +60,36 @@ const DECODERS: [(i16, i16, i16, Decode); 6] = [
         producer_id::MAX_INIT_PRODUCER_ID_RESPONSE_VERSION,
         2,
         |b, v| producer_id::decode_init_producer_id_response(b, v).is_ok(),
+    ),
+    (
+        coordinator::MIN_FIND_COORDINATOR_RESPONSE_VERSION,
+        coordinator::MAX_FIND_COORDINATOR_RESPONSE_VERSION,
+        3,
+        |b, v| coordinator::decode_find_coordinator_response(b, v).is_ok(),
+    ),
+    (
+        list_groups::MIN_LIST_GROUPS_RESPONSE_VERSION,
+        list_groups::MAX_LIST_GROUPS_RESPONSE_VERSION,
+        3,
+        |b, v| list_groups::decode_list_groups_response(b, v).is_ok(),
+    ),
+    (
+        describe_groups::MIN_DESCRIBE_GROUPS_RESPONSE_VERSION,
+        describe_groups::MAX_DESCRIBE_GROUPS_RESPONSE_VERSION,
+        5,
+        |b, v| describe_groups::decode_describe_groups_response(b, v).is_ok(),
+    ),
+    (
+        offset_fetch::MIN_OFFSET_FETCH_RESPONSE_VERSION,
+        offset_fetch::MAX_OFFSET_FETCH_RESPONSE_VERSION,
+        6,
+        |b, v| offset_fetch::decode_offset_fetch_response(b, v).is_ok(),
+    ),
+    (
+        offset_commit::MIN_OFFSET_COMMIT_RESPONSE_VERSION,
+        offset_commit::MAX_OFFSET_COMMIT_RESPONSE_VERSION,
+        8,
+        |b, v| offset_commit::decode_offset_commit_response(b, v).is_ok(),
     ),
 ];
 

@@ -25,6 +25,8 @@
 //! - [`producer`]: the target side: an idempotent producer that keeps order
 //!   per partition with up to 5 batches in flight, payloads never copied.
 //! - [`admin`]: topics (create, grow, configs) and offsets (ListOffsets).
+//! - [`groups`]: consumer groups (list, describe, coordinator lookup) and
+//!   their committed offsets (fetch, and commit as an admin).
 //! - [`retry`]: backoff shared by the above.
 //! - [`tls`] and [`sasl`]: secure connections: TLS with rustls (CA bundle or
 //!   system roots, mutual TLS), SASL PLAIN and SCRAM-SHA-256/512 with
@@ -55,6 +57,7 @@ pub mod connection;
 pub mod error;
 pub mod fetch;
 pub mod fetcher;
+pub mod groups;
 pub mod metadata;
 pub mod produce;
 pub mod producer;
@@ -73,6 +76,7 @@ pub use connection::{Connection, ConnectionConfig};
 pub use error::{ClientError, KafkaCode, Result};
 pub use fetch::{AbortedTxn, FetchOptions, FetchedPartition, Isolation};
 pub use fetcher::{FetcherConfig, PartitionData, SourceFetcher};
+pub use groups::{GroupDescription, GroupListing};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{ProduceOptions, Produced};
 pub use producer::{Ack, AckFuture, IdempotentProducer, ProducerConfig};

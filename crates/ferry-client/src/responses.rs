@@ -26,21 +26,42 @@ use ferry_wire::describe_configs_response::{
     DescribeConfigsResponse, MAX_DESCRIBE_CONFIGS_RESPONSE_VERSION,
     MIN_DESCRIBE_CONFIGS_RESPONSE_VERSION, decode_describe_configs_response,
 };
+use ferry_wire::describe_groups_response::{
+    DescribeGroupsResponse, MAX_DESCRIBE_GROUPS_RESPONSE_VERSION,
+    MIN_DESCRIBE_GROUPS_RESPONSE_VERSION, decode_describe_groups_response,
+};
+use ferry_wire::find_coordinator_response::{
+    FindCoordinatorResponse, MAX_FIND_COORDINATOR_RESPONSE_VERSION,
+    MIN_FIND_COORDINATOR_RESPONSE_VERSION, decode_find_coordinator_response,
+};
 use ferry_wire::init_producer_id_response::{
     InitProducerIdResponse, MAX_INIT_PRODUCER_ID_RESPONSE_VERSION,
     MIN_INIT_PRODUCER_ID_RESPONSE_VERSION, decode_init_producer_id_response,
 };
+use ferry_wire::list_groups_response::{
+    ListGroupsResponse, MAX_LIST_GROUPS_RESPONSE_VERSION, MIN_LIST_GROUPS_RESPONSE_VERSION,
+    decode_list_groups_response,
+};
 use ferry_wire::list_offsets_response::{
     ListOffsetsResponse, MAX_LIST_OFFSETS_RESPONSE_VERSION, MIN_LIST_OFFSETS_RESPONSE_VERSION,
     decode_list_offsets_response,
+};
+use ferry_wire::offset_commit_response::{
+    MAX_OFFSET_COMMIT_RESPONSE_VERSION, MIN_OFFSET_COMMIT_RESPONSE_VERSION, OffsetCommitResponse,
+    decode_offset_commit_response,
+};
+use ferry_wire::offset_fetch_response::{
+    MAX_OFFSET_FETCH_RESPONSE_VERSION, MIN_OFFSET_FETCH_RESPONSE_VERSION, OffsetFetchResponse,
+    decode_offset_fetch_response,
 };
 use ferry_wire::produce_response::{
     MAX_PRODUCE_RESPONSE_VERSION, MIN_PRODUCE_RESPONSE_VERSION, ProduceResponse,
     decode_produce_response,
 };
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, ProduceRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::{Request, VersionRange};
 
@@ -87,6 +108,16 @@ bounded!(IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
     MIN_INCREMENTAL_ALTER_CONFIGS_RESPONSE_VERSION, MAX_INCREMENTAL_ALTER_CONFIGS_RESPONSE_VERSION);
 bounded!(InitProducerIdRequest => InitProducerIdResponse, decode_init_producer_id_response,
     MIN_INIT_PRODUCER_ID_RESPONSE_VERSION, MAX_INIT_PRODUCER_ID_RESPONSE_VERSION);
+bounded!(FindCoordinatorRequest => FindCoordinatorResponse, decode_find_coordinator_response,
+    MIN_FIND_COORDINATOR_RESPONSE_VERSION, MAX_FIND_COORDINATOR_RESPONSE_VERSION);
+bounded!(ListGroupsRequest => ListGroupsResponse, decode_list_groups_response,
+    MIN_LIST_GROUPS_RESPONSE_VERSION, MAX_LIST_GROUPS_RESPONSE_VERSION);
+bounded!(DescribeGroupsRequest => DescribeGroupsResponse, decode_describe_groups_response,
+    MIN_DESCRIBE_GROUPS_RESPONSE_VERSION, MAX_DESCRIBE_GROUPS_RESPONSE_VERSION);
+bounded!(OffsetFetchRequest => OffsetFetchResponse, decode_offset_fetch_response,
+    MIN_OFFSET_FETCH_RESPONSE_VERSION, MAX_OFFSET_FETCH_RESPONSE_VERSION);
+bounded!(OffsetCommitRequest => OffsetCommitResponse, decode_offset_commit_response,
+    MIN_OFFSET_COMMIT_RESPONSE_VERSION, MAX_OFFSET_COMMIT_RESPONSE_VERSION);
 // Ferry produces with its own zero-copy encoder; this is for requests built
 // with kafka-protocol's (tests do).
 bounded!(ProduceRequest => ProduceResponse, decode_produce_response,
@@ -123,5 +154,10 @@ mod tests {
         covers_every_version_we_send::<IncrementalAlterConfigsRequest>();
         covers_every_version_we_send::<InitProducerIdRequest>();
         covers_every_version_we_send::<ProduceRequest>();
+        covers_every_version_we_send::<FindCoordinatorRequest>();
+        covers_every_version_we_send::<ListGroupsRequest>();
+        covers_every_version_we_send::<DescribeGroupsRequest>();
+        covers_every_version_we_send::<OffsetFetchRequest>();
+        covers_every_version_we_send::<OffsetCommitRequest>();
     }
 }

@@ -13,7 +13,10 @@
 //! - [`api_versions_response`], [`list_offsets_response`],
 //!   [`describe_configs_response`], [`create_topics_response`],
 //!   [`create_partitions_response`], [`alter_configs_response`],
-//!   [`init_producer_id_response`]: the same for every other response the
+//!   [`init_producer_id_response`], and for consumer groups
+//!   [`find_coordinator_response`], [`list_groups_response`],
+//!   [`describe_groups_response`], [`offset_fetch_response`],
+//!   [`offset_commit_response`]: the same for every other response the
 //!   client reads, and [`response_header`] for the header in front of them,
 //!   so that no response is decoded by kafka-protocol.
 //! - [`txn`]: dropping aborted transactions using batch headers only.
@@ -37,13 +40,18 @@ mod crc;
 pub mod create_partitions_response;
 pub mod create_topics_response;
 pub mod describe_configs_response;
+pub mod describe_groups_response;
 mod error;
 pub mod fetch;
+pub mod find_coordinator_response;
 pub mod frame;
 pub mod init_producer_id_response;
 pub mod legacy;
+pub mod list_groups_response;
 pub mod list_offsets_response;
 pub mod metadata_response;
+pub mod offset_commit_response;
+pub mod offset_fetch_response;
 pub mod pool;
 pub mod produce;
 pub mod produce_response;
