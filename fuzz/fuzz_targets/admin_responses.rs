@@ -1,8 +1,8 @@
 //! A response frame for one of the admin calls (ListOffsets,
 //! DescribeConfigs, CreateTopics, CreatePartitions, IncrementalAlterConfigs,
 //! InitProducerId, and the consumer-group ones: FindCoordinator, ListGroups,
-//! DescribeGroups, OffsetFetch, OffsetCommit) through ferry's bounded header
-//! splitter and body decoder.
+//! DescribeGroups, OffsetFetch, OffsetCommit; SaslHandshake, SaslAuthenticate)
+//! through ferry's bounded header splitter and body decoder.
 //! The first byte picks the decoder and the version.
 #![no_main]
 
@@ -19,12 +19,13 @@ use ferry_wire::list_offsets_response as offsets;
 use ferry_wire::offset_commit_response as offset_commit;
 use ferry_wire::offset_fetch_response as offset_fetch;
 use ferry_wire::response_header::split_response_header;
+use ferry_wire::sasl_response as sasl;
 use libfuzzer_sys::fuzz_target;
 
 /// Each decoder: its version range, its first flexible version (which
 /// moves the header to v1) and a decode that drops the result.
 type Decode = fn(Bytes, i16) -> bool;
-const DECODERS: [(i16, i16, i16, Decode); 11] = [
+const DECODERS: [(i16, i16, i16, Decode); 13] = [
     (
         offsets::MIN_LIST_OFFSETS_RESPONSE_VERSION,
         offsets::MAX_LIST_OFFSETS_RESPONSE_VERSION,
@@ -90,6 +91,18 @@ const DECODERS: [(i16, i16, i16, Decode); 11] = [
         offset_commit::MAX_OFFSET_COMMIT_RESPONSE_VERSION,
         8,
         |b, v| offset_commit::decode_offset_commit_response(b, v).is_ok(),
+    ),
+    (
+        sasl::MIN_SASL_HANDSHAKE_RESPONSE_VERSION,
+        sasl::MAX_SASL_HANDSHAKE_RESPONSE_VERSION,
+        i16::MAX, // never flexible
+        |b, v| sasl::decode_sasl_handshake_response(b, v).is_ok(),
+    ),
+    (
+        sasl::MIN_SASL_AUTHENTICATE_RESPONSE_VERSION,
+        sasl::MAX_SASL_AUTHENTICATE_RESPONSE_VERSION,
+        2,
+        |b, v| sasl::decode_sasl_authenticate_response(b, v).is_ok(),
     ),
 ];
 

@@ -18,6 +18,7 @@ pub mod config;
 mod engine;
 mod error;
 pub mod flow;
+pub mod groups;
 pub mod inflight;
 pub mod metrics;
 pub mod offset_map;

@@ -45,6 +45,7 @@ use tokio::task::JoinSet;
 use crate::EngineError;
 use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
 use crate::config::{Config, ConfigFilter, FlowConfig, StartPosition};
+use crate::groups::GroupFilter;
 use crate::inflight::Committed;
 use crate::metrics::{FlowMetrics, Metrics};
 use crate::offset_store::{OffsetMapStore, RunJournal};
@@ -94,6 +95,8 @@ pub struct FlowSpec {
     /// Replication factor of created target topics (-1: the broker default).
     pub replication_factor: i16,
     pub tuning: Tuning,
+    /// Consumer-group offset sync: which groups, how often (`None`: off).
+    pub groups: Option<(GroupFilter, Duration)>,
     /// Where the flow reports its metrics and readiness.
     pub metrics: FlowMetrics,
 }
@@ -132,6 +135,12 @@ impl FlowSpec {
             configs: flow.config_filter().map_err(|e| invalid(e.to_string()))?,
             replication_factor: flow.replication_factor,
             metrics: Metrics::default().flow(&flow.name),
+            groups: if flow.groups.enabled {
+                let filter = GroupFilter::new(&flow.groups).map_err(|e| invalid(e.to_string()))?;
+                Some((filter, flow.groups.interval))
+            } else {
+                None
+            },
             tuning: Tuning {
                 memory_budget: t.memory_budget.as_usize(),
                 verify_crc: t.verify_crc,
@@ -153,6 +162,70 @@ impl FlowSpec {
                 },
             },
         })
+    }
+}
+
+/// The flow's consumer-group offset sync (see [`crate::groups`]).
+struct GroupSyncTask {
+    spec: Arc<FlowSpec>,
+    clusters: (Client, Client),
+    filter: GroupFilter,
+    interval: Duration,
+    positions: Positions,
+    journals: Journals,
+}
+
+impl GroupSyncTask {
+    async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), EngineError> {
+        let mut tick = tokio::time::interval(self.interval);
+        let mut synced_once: std::collections::HashSet<String> = std::collections::HashSet::new();
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let (source, target) = (&self.clusters.0, &self.clusters.1);
+            let groups = match crate::groups::selected_groups(source, &self.filter).await {
+                Ok(groups) => groups,
+                Err(e) => {
+                    self.spec.metrics.error("group_sync", None);
+                    tracing::warn!(flow = %self.spec.name, error = %e, "listing source groups failed; retrying next interval");
+                    continue;
+                }
+            };
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            for group in groups {
+                let translate = |tp: &TopicPartition, offset: i64| {
+                    let target_topic = lock(&self.positions).get(tp).map(|(t, _)| t.clone())?;
+                    let translated = lock(&self.journals).get(tp)?.map().translate(offset)?;
+                    Some((TopicPartition::new(target_topic, tp.partition), translated))
+                };
+                let outcome = crate::groups::sync_group(
+                    &self.spec.name,
+                    &group,
+                    (source, target),
+                    translate,
+                    now,
+                )
+                .await;
+                match outcome {
+                    Ok(crate::groups::GroupOutcome::Synced(commits)) => {
+                        if !commits.is_empty() && synced_once.insert(group.clone()) {
+                            tracing::info!(flow = %self.spec.name, group = %group, partitions = commits.len(), "consumer group offsets synced to the target");
+                        }
+                    }
+                    Ok(crate::groups::GroupOutcome::Active { members }) => {
+                        tracing::debug!(flow = %self.spec.name, group = %group, members, "group active on the target; not synced");
+                    }
+                    Err(e) => {
+                        self.spec.metrics.error("group_sync", None);
+                        tracing::warn!(flow = %self.spec.name, group = %group, error = %e, "group offset sync failed; retrying next interval");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -342,6 +415,29 @@ pub async fn run_flow(
                 }
             }
         });
+    }
+
+    let group_sync = match spec.groups.clone() {
+        Some(groups) => match crate::groups::ensure_topic(&target).await {
+            Ok(()) => Some(groups),
+            Err(e) => {
+                // Mirroring does not depend on it: go on without group sync.
+                tracing::warn!(flow = %spec.name, error = %e, "consumer group offset sync is off: cannot use its topic on the target");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some((filter, interval)) = group_sync {
+        let sync = GroupSyncTask {
+            spec: Arc::clone(&spec),
+            clusters: (source.clone(), target.clone()),
+            filter,
+            interval,
+            positions: Arc::clone(&positions),
+            journals: Arc::clone(&journals),
+        };
+        tasks.spawn(sync.run(stop_rx.clone()));
     }
 
     let mut discovery =

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use ferry_client::{Client, TopicPartition};
 use ferry_engine::config::{Config, FlowConfig};
+use ferry_engine::groups::GroupOutcome;
 use ferry_engine::offset_store::{OFFSET_MAP_TOPIC, OffsetMapStore};
 
 #[derive(Debug, clap::Args)]
@@ -20,6 +21,22 @@ enum Command {
     /// Print where source offsets continue on the target: the target offset
     /// of the first mirrored record at or after each.
     Translate(TranslateArgs),
+    /// Sync one consumer group's committed offsets to the target now (for a
+    /// planned cut-over: stop the consumers, sync, start them on the target).
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    /// The config file (TOML; see docs/configuration.md).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// The flow (default: the only flow).
+    #[arg(long)]
+    flow: Option<String>,
+    /// The consumer group.
+    #[arg(long)]
+    group: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,17 +81,68 @@ fn parse_offsets(s: &str) -> Result<(i64, i64), String> {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let Command::Translate(args) = &args.command;
-    let config = match super::load_config(&args.config) {
+    let (config_path, flow_name) = match &args.command {
+        Command::Translate(a) => (&a.config, a.flow.as_deref()),
+        Command::Sync(a) => (&a.config, a.flow.as_deref()),
+    };
+    let config = match super::load_config(config_path) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let flow = pick_flow(&config, args.flow.as_deref())?;
+    let flow = pick_flow(&config, flow_name)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(translate(&config, flow, args))
+    match &args.command {
+        Command::Translate(a) => runtime.block_on(translate(&config, flow, a)),
+        Command::Sync(a) => runtime.block_on(sync(&config, flow, &a.group)),
+    }
+}
+
+async fn sync(config: &Config, flow: &FlowConfig, group: &str) -> Result<ExitCode> {
+    let source = super::connect(config, &flow.source).await?;
+    let target = super::connect(config, &flow.target).await?;
+    let same_cluster = config.cluster(&flow.source).map(|c| &c.bootstrap_servers)
+        == config.cluster(&flow.target).map(|c| &c.bootstrap_servers);
+    let policy = flow.topic_policy(same_cluster)?;
+    let maps = OffsetMapStore::new(target.clone())
+        .load(&flow.name)
+        .await
+        .with_context(|| format!("cluster {}: reading {OFFSET_MAP_TOPIC}", flow.target))?;
+    ferry_engine::groups::ensure_topic(&target).await?;
+    let translate = |tp: &TopicPartition, offset: i64| {
+        let target_topic = policy.map(&tp.topic).ok()?;
+        let translated = maps.get(tp)?.map.translate(offset)?;
+        Some((TopicPartition::new(target_topic, tp.partition), translated))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let outcome =
+        ferry_engine::groups::sync_group(&flow.name, group, (&source, &target), translate, now)
+            .await?;
+    match outcome {
+        GroupOutcome::Active { members } => {
+            println!("group {group:?} has {members} active member(s) on the target: not synced");
+            Ok(ExitCode::FAILURE)
+        }
+        GroupOutcome::Synced(commits) if commits.is_empty() => {
+            println!(
+                "group {group:?}: nothing to sync (not mirrored, or the target is already there)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        GroupOutcome::Synced(commits) => {
+            for c in commits {
+                println!(
+                    "{group}: {} offset {} -> {} offset {}",
+                    c.source, c.source_offset, c.target, c.target_offset
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn pick_flow<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a FlowConfig> {
