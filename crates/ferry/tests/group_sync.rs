@@ -34,6 +34,43 @@ fn consume_and_commit(addr: &str, topic: &str, group: &str, count: usize) {
     );
 }
 
+/// A librdkafka consumer that is a live member of a group until dropped
+/// (`consumer.py hold`).
+struct LiveMember(std::process::Child);
+
+impl LiveMember {
+    fn join(addr: &str, topic: &str, group: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(consumer_script())
+            .args(["hold", addr, topic, group])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "consumer.py hold got no assignment");
+        Self(child)
+    }
+}
+
+impl Drop for LiveMember {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take()); // consumer.py leaves the group on EOF
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_continue_exactly_on_the_target() {
     let Some((a_addr, b_addr)) = brokers() else {
@@ -119,6 +156,25 @@ async fn committed_offsets_continue_exactly_on_the_target() {
         assert_eq!(
             t, offset,
             "{tp}: no gaps, so the same offset after ferry offsets sync"
+        );
+    }
+    // A group with a live member on the target is not touched.
+    let active = unique("active");
+    consume_and_commit(&a_addr, &topic, &active, 30);
+    {
+        let _member = LiveMember::join(&b_addr, &target, &active);
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["offsets", "sync", "--config"])
+            .arg(&config)
+            .args(["--group", &active])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("active member"), "{stdout}");
+        assert!(
+            b.fetch_group_offsets(&active).await.unwrap().is_empty(),
+            "an active target group's offsets were changed"
         );
     }
     // Every target group partition is the mirrored topic's.
