@@ -140,6 +140,14 @@ impl OffsetMap {
     /// (a longer version of the last run, or runs persisted ahead of a
     /// checkpoint that a restart re-mapped).
     pub fn record_run(&mut self, run: Run) -> Result<(), OutOfOrder> {
+        // The common case, once per acknowledgement: the last run, grown.
+        // Updated in place: truncating and re-inserting would allocate.
+        if let Some((_, last)) = self.runs.iter_mut().next_back() {
+            if last.source == run.source && last.target == run.target {
+                last.len = run.len;
+                return Ok(());
+            }
+        }
         if self.end().is_some_and(|(source, _)| source > run.source)
             || self.runs.contains_key(&run.source)
         {

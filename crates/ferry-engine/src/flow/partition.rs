@@ -162,10 +162,12 @@ impl PartitionTask {
     /// Hands the map's finished runs to the checkpointer (before the
     /// position they lead to is published).
     fn journal(&self, map: &mut OffsetMap) {
-        lock(&self.journals)
-            .entry(self.source.clone())
-            .or_default()
-            .absorb(map);
+        let mut journals = lock(&self.journals);
+        match journals.get_mut(&self.source) {
+            Some(journal) => journal.absorb(map),
+            // The flow inserts each partition's journal before starting it.
+            None => journals.entry(self.source.clone()).or_default().absorb(map),
+        }
     }
 
     fn internal(&self, detail: String) -> EngineError {
