@@ -124,6 +124,8 @@ fn print_table(rows: &[Row], live: bool) {
 
 // ---- live: from /metrics ---------------------------------------------------
 
+const METRICS_BODY_LIMIT: u64 = 64 << 20;
+
 fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -131,8 +133,16 @@ fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
+    // The address is user input: it may not be ferry at all, so cap what we
+    // hold (per-partition metrics of thousands of partitions fit easily).
     let mut out = String::new();
-    s.read_to_string(&mut out)?;
+    s.take(METRICS_BODY_LIMIT + 1).read_to_string(&mut out)?;
+    if out.len() as u64 > METRICS_BODY_LIMIT {
+        anyhow::bail!(
+            "{addr}{path}: response larger than {} MiB, not ferry's metrics endpoint?",
+            METRICS_BODY_LIMIT >> 20
+        );
+    }
     let status = out
         .split_whitespace()
         .nth(1)
