@@ -89,6 +89,10 @@ impl PartitionTask {
         }
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
         let mut metrics = self.spec.metrics.partition(&self.source);
+        // The start position counts as mirrored up to here: otherwise the
+        // lag shows 0 until the first acknowledgement, and "wait for lag 0"
+        // (the failover runbook) could pass before anything was copied.
+        metrics.mirrored(self.position, now_ms());
         let mut stopping = false;
         // A bad source batch: what came before it is still acknowledged
         // (and checkpointed) before the partition stops with this error.
