@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{Ferry, brokers, client, create, unique};
 use group_clients::{
     GROUP_COMMAND, Received, TOPIC_COMMAND, VERIFIABLE_PRODUCER, clients, ferry, ferry_output,
-    free_port, group_lag, kafka_tool, status_lag,
+    free_port, group_lag, kafka_tool, status,
 };
 
 const PARTITIONS: i32 = 3;
@@ -63,16 +63,16 @@ struct Names {
     port: u16,
 }
 
-/// Polls `ferry status` until `flow` shows lag 0 (the runbook's "wait for
-/// lag 0").
+/// Polls `ferry status` until `flow` is ready with lag 0 (the runbook's
+/// "wait for lag 0").
 fn wait_lag_zero(config: &Path, flow: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let lags = status_lag(config);
-        if lags.get(flow) == Some(&Some(0)) {
+        let rows = status(config);
+        if rows.get(flow) == Some(&("ready".to_owned(), Some(0))) {
             return;
         }
-        assert!(Instant::now() < deadline, "ferry status: {lags:?}");
+        assert!(Instant::now() < deadline, "ferry status: {rows:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -180,8 +180,9 @@ async fn failover_and_failback_deliver_every_record_once() {
         "one line per partition"
     );
     // 5: ferry agrees everything is on west.
-    let lags = status_lag(&ferry_toml);
-    assert_eq!(lags.get(&names.east_to_west), Some(&Some(0)), "{lags:?}");
+    let rows = status(&ferry_toml);
+    let (state, lag) = &rows[&names.east_to_west];
+    assert_eq!((state.as_str(), *lag), ("not running", Some(0)), "{rows:?}");
     let verified = ferry(&["verify"], &ferry_toml);
     println!("{verified}");
     // 6: the topic the producers will write on west, as on east.

@@ -121,19 +121,26 @@ pub fn ferry(args: &[&str], config: &Path) -> String {
     check(&format!("ferry {args:?}"), &ferry_output(args, config))
 }
 
-/// The LAG column of `ferry status` for each flow (`None`: "-").
-pub fn status_lag(config: &Path) -> BTreeMap<String, Option<i64>> {
+/// The STATE and LAG columns of `ferry status` for each flow (lag `None`:
+/// "-").
+pub fn status(config: &Path) -> BTreeMap<String, (String, Option<i64>)> {
     let out = ferry(&["status"], config);
     let mut rows = out
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("FLOW"));
     let header = rows.next().unwrap_or_default();
     // Cells are left-aligned under their header (some hold spaces).
-    let at = header.find(" LAG ").map_or(0, |i| i + 1);
+    let column = |name: &str| header.find(&format!(" {name} ")).map_or(0, |i| i + 1);
+    let (state, lag, partitions) = (column("STATE"), column("LAG"), column("PARTITIONS"));
     rows.map(|l| {
         let flow = l.split_whitespace().next().unwrap_or_default().to_owned();
-        let lag = l.get(at..).and_then(|c| c.split_whitespace().next());
-        (flow, lag.and_then(|v| v.parse().ok()))
+        let state = l
+            .get(state..partitions)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let lag = l.get(lag..).and_then(|c| c.split_whitespace().next());
+        (flow, (state, lag.and_then(|v| v.parse().ok())))
     })
     .collect()
 }
