@@ -29,7 +29,7 @@ const PER_PARTITION: u32 = 3000;
 /// (no commit point is a multiple of 100, MM2's default `offset.lag.max`).
 /// Round 1 commits before the replicators start, round 2 once they have
 /// mirrored everything, round 3 after `LIVE` more records per partition
-/// were produced while both ran: the group ends 60 to 70 records behind.
+/// were produced while both ran: the group ends 22 to 66 records behind.
 const ROUNDS: [[u32; 4]; 3] = [
     [1237, 2501, 333, 2999],
     [150, 77, 1001, 1],
