@@ -79,6 +79,31 @@ pub fn kafka_tool(class: &str, args: &[&str]) -> String {
 pub const TOPIC_COMMAND: &str = "org.apache.kafka.tools.TopicCommand";
 pub const GROUP_COMMAND: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 pub const VERIFIABLE_PRODUCER: &str = "org.apache.kafka.tools.VerifiableProducer";
+pub const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsumer";
+
+/// `kafka-console-consumer.sh --group G --include REGEX --from-beginning
+/// --timeout-ms 8000`: the values it printed. Only for reading everything:
+/// it exits when nothing came for 8 s and commits on close (auto-commit)
+/// the position of everything it printed.
+pub fn console_consume(bootstrap: &str, group: &str, include: &str) -> Vec<String> {
+    kafka_tool(
+        CONSOLE_CONSUMER,
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--group",
+            group,
+            "--include",
+            include,
+            "--from-beginning",
+            "--timeout-ms",
+            "8000",
+        ],
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
 
 /// `kafka-consumer-groups.sh --describe`: (topic, partition) -> lag.
 pub fn group_lag(bootstrap: &str, group: &str) -> BTreeMap<(String, i32), i64> {
