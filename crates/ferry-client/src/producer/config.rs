@@ -33,10 +33,11 @@ pub struct ProducerConfig {
     /// then fails ([`ClientError::NotDelivered`]) and stops its partition.
     /// Default 120 s (`delivery.timeout.ms`); must be at least `request_timeout`.
     pub delivery_timeout: Duration,
-    /// Batches per partition queued or in flight at once; `send` waits while
-    /// a partition has this many. Also the number of Produce requests in flight
-    /// per broker connection. Default 5, the most the broker deduplicates
-    /// ([`MAX_IN_FLIGHT_LIMIT`]); larger values are refused.
+    /// Batches per partition in flight at once (and the most Produce
+    /// requests in flight per broker connection); as many more may wait
+    /// queued, and `send` waits while a partition has twice this many.
+    /// Default 5, the most the broker deduplicates ([`MAX_IN_FLIGHT_LIMIT`]);
+    /// larger values are refused.
     pub max_in_flight_per_partition: usize,
     /// Largest Produce request: one request carries at most one batch per
     /// partition, of as many partitions as fit. A single batch larger than
@@ -109,6 +110,12 @@ impl ProducerConfig {
             );
         }
         Ok(())
+    }
+
+    /// Batches per partition queued or in flight: twice the in-flight
+    /// limit, so the next batch is already queued when an answer frees a slot.
+    pub(crate) fn window(&self) -> usize {
+        self.max_in_flight_per_partition.saturating_mul(2)
     }
 
     /// `request_timeout` as the Produce request's `timeout_ms`.
