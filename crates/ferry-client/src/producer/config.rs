@@ -134,6 +134,8 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.acks, -1);
         assert_eq!(c.max_in_flight_per_partition, 5);
+        // Five in flight, five more queued behind them.
+        assert_eq!(c.window(), 10);
         assert_eq!(c.timeout_ms(), Some(30_000));
     }
 
