@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ferry_client::TopicPartition;
-use ferry_engine::metrics::{AckedBatch, Metrics};
+use ferry_engine::metrics::{AckedBatch, BatchPath, Metrics};
 
 fn per_batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("metrics_per_batch");
@@ -31,7 +31,7 @@ fn per_batch(c: &mut Criterion) {
                 partition.sent();
                 partition.acknowledged(
                     black_box(&AckedBatch {
-                        forwarded: true,
+                        path: BatchPath::Forwarded,
                         bytes: 16_384,
                         records: 100,
                         max_timestamp: 999_000,

@@ -224,7 +224,18 @@ def consumer_perf(bootstrap: str, topic: str, records: int) -> dict:
 # replicators
 
 
-def ferry_config(path: Path, src: str, dst: str, topic: str) -> None:
+# Replicators by name: ferry at its defaults, ferry with coalescing on, MirrorMaker 2.
+LABELS = {"ferry": "ferry", "ferry-coalesce": "ferry, coalescing", "mm2": "MM2"}
+
+# `ferry-coalesce`: the opt-in merging of small batches (docs/configuration.md).
+COALESCE_TOML = """
+[flows.batching]
+coalesce_below = "16KiB"
+coalesce_max = "256KiB"
+"""
+
+
+def ferry_config(path: Path, src: str, dst: str, topic: str, coalesce: bool = False) -> None:
     path.write_text(f"""[clusters.src]
 bootstrap_servers = ["{src}"]
 
@@ -237,7 +248,7 @@ target = "dst"
 topics = ['{re.escape(topic)}']
 naming = "identity"
 # every other setting (tuning included) at its default
-""")
+""" + (COALESCE_TOML if coalesce else ""))
 
 
 MM2_TEMPLATE = """# MirrorMaker 2, dedicated mode, as run by benches/e2e/run.py
@@ -322,11 +333,11 @@ class Replicator:
 
 def launch(kind: str, ctx: dict, topic: str, codec: str, run_dir: Path) -> Replicator:
     run_dir.mkdir(parents=True, exist_ok=True)
-    if kind == "ferry":
+    if kind.startswith("ferry"):
         cfg = run_dir / "ferry.toml"
-        ferry_config(cfg, ctx["src"], ctx["dst"], topic)
+        ferry_config(cfg, ctx["src"], ctx["dst"], topic, coalesce=kind == "ferry-coalesce")
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"), NO_COLOR="1")
-        return Replicator("ferry", [ctx["ferry"], "run", "--config", str(cfg)], run_dir / "ferry.log", env)
+        return Replicator(kind, [ctx["ferry"], "run", "--config", str(cfg)], run_dir / "ferry.log", env)
     props = run_dir / "mm2.properties"
     props.write_text(MM2_TEMPLATE.format(src=ctx["src"], dst=ctx["dst"], topic_regex=re.escape(topic),
                                          partitions=PARTITIONS, codec=codec))
@@ -378,11 +389,12 @@ def throughput_run(kind: str, ctx: dict, ds: dict, run_dir: Path) -> dict:
                peak_rss_mib=hwm / MiB, broker_cpu_s=broker,
                broker_cpu_s_per_gib=broker / (ds["log_bytes"] / GiB),
                target_log_bytes=sum(p.stat().st_size for p in topic_logs(ctx["dst_name"], topic)),
+               target_batches=log_stats(ctx["dst_name"], topic)[1],
                exit_status=status)
-    log(f"  {kind:5} {ds['name']}: {secs:6.2f} s ({steady:6.2f} s from first record), "
+    log(f"  {kind:14} {ds['name']}: {secs:6.2f} s ({steady:6.2f} s from first record), "
         f"{res['mb_per_s']:6.1f} MB/s, {res['records_per_s']:9.0f} rec/s, CPU {cpu:6.2f} s "
         f"({res['cpu_s_per_gib']:.2f} s/GiB), peak RSS {res['peak_rss_mib']:.0f} MiB, "
-        f"target broker CPU {broker:.2f} s")
+        f"target broker CPU {broker:.2f} s, {res['target_batches']} target batches")
     return res
 
 
@@ -494,40 +506,45 @@ def fmt(vals, digits=1, unit=""):
 
 def summarize(results: list[dict], datasets: dict) -> str:
     out = []
-    runs = [r for r in results if r["replicator"] in ("ferry", "mm2")]
+    runs = [r for r in results if r["replicator"] in LABELS]
     names = [n for n in datasets if any(r["dataset"] == n for r in runs)]
     if names:
         out.append("| data set | replicator | MB/s | records/s | MB/s from first record | CPU s/GiB | "
-                   "peak RSS MiB | target broker CPU s/GiB |")
-        out.append("|---|---|---|---|---|---|---|---|")
+                   "peak RSS MiB | target broker CPU s/GiB | target batches |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for n in names:
-            for kind in ("ferry", "mm2"):
+            for kind in LABELS:
                 rs = [r for r in runs if r["dataset"] == n and r["replicator"] == kind]
                 if not rs:
                     continue
-                out.append(f"| {n} | {'ferry' if kind == 'ferry' else 'MM2'} | "
+                out.append(f"| {n} | {LABELS[kind]} | "
                            f"{fmt([r['mb_per_s'] for r in rs])} | {fmt([r['records_per_s'] for r in rs], 0)} | "
                            f"{fmt([r['steady_mb_per_s'] for r in rs])} | {fmt([r['cpu_s_per_gib'] for r in rs], 2)} | "
                            f"{fmt([r['peak_rss_mib'] for r in rs], 0)} | "
-                           f"{fmt([r['broker_cpu_s_per_gib'] for r in rs], 2)} |")
+                           f"{fmt([r['broker_cpu_s_per_gib'] for r in rs], 2)} | "
+                           f"{fmt([r.get('target_batches') for r in rs], 0)} |")
         out.append("")
-        out.append("Ratios ferry/MM2, paired run by run (median, min–max):")
+        out.append("Ratios, paired run by run (median, min–max):")
         out.append("")
-        out.append("| data set | pairs | throughput | CPU s/GiB | peak RSS | target broker CPU |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("| data set | ratio | pairs | throughput | from first record | CPU s/GiB | peak RSS | "
+                   "target broker CPU |")
+        out.append("|---|---|---|---|---|---|---|---|")
         for n in names:
-            pairs = {}
+            reps = {}
             for r in runs:
                 if r["dataset"] == n:
-                    pairs.setdefault(r["rep"], {})[r["replicator"]] = r
-            pairs = [p for p in pairs.values() if "ferry" in p and "mm2" in p]
-            if not pairs:
-                continue
+                    reps.setdefault(r["rep"], {})[r["replicator"]] = r
+            for top, bottom in (("ferry", "mm2"), ("ferry-coalesce", "mm2"), ("ferry-coalesce", "ferry")):
+                pairs = [p for p in reps.values() if top in p and bottom in p]
+                if not pairs:
+                    continue
 
-            def ratio(key):
-                return fmt([p["ferry"][key] / p["mm2"][key] for p in pairs if p["mm2"][key]], 3, "×")
-            out.append(f"| {n} | {len(pairs)} | {ratio('mb_per_s')} | {ratio('cpu_s_per_gib')} | "
-                       f"{ratio('peak_rss_mib')} | {ratio('broker_cpu_s_per_gib')} |")
+                def ratio(key):
+                    return fmt([p[top][key] / p[bottom][key] for p in pairs
+                                if p[bottom][key] and p[top][key] is not None], 3, "×")
+                out.append(f"| {n} | {LABELS[top]} / {LABELS[bottom]} | {len(pairs)} | {ratio('mb_per_s')} | "
+                           f"{ratio('steady_mb_per_s')} | {ratio('cpu_s_per_gib')} | "
+                           f"{ratio('peak_rss_mib')} | {ratio('broker_cpu_s_per_gib')} |")
     ceil = [r for r in results if r["replicator"] == "ceiling"]
     if ceil:
         out.append("")
@@ -546,10 +563,10 @@ def summarize(results: list[dict], datasets: dict) -> str:
         out.append("")
         out.append("| replicator | records measured | p50 ms | p99 ms | max ms | peak RSS MiB |")
         out.append("|---|---|---|---|---|---|")
-        for kind in ("ferry", "mm2"):
+        for kind in LABELS:
             ls = [r for r in lat if r["kind"] == kind]
             if ls:
-                out.append(f"| {'ferry' if kind == 'ferry' else 'MM2'} | {fmt([r['records'] for r in ls], 0)} | "
+                out.append(f"| {LABELS[kind]} | {fmt([r['records'] for r in ls], 0)} | "
                            f"{fmt([r['p50_ms'] for r in ls], 0)} | {fmt([r['p99_ms'] for r in ls], 0)} | "
                            f"{fmt([r['max_ms'] for r in ls], 0)} | {fmt([r['peak_rss_mib'] for r in ls], 0)} |")
     return "\n".join(out)
@@ -563,7 +580,8 @@ def main() -> int:
     ap.add_argument("--datasets", default="a,b,c,d", help="comma-separated: a,b,c,d (default all)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every data set's record count")
-    ap.add_argument("--replicators", default="ferry,mm2")
+    ap.add_argument("--replicators", default="ferry,mm2",
+                    help="comma-separated: ferry, ferry-coalesce (coalescing on), mm2")
     ap.add_argument("--no-ceilings", action="store_true")
     ap.add_argument("--latency", type=int, default=3, metavar="N", help="latency runs per replicator (0: none)")
     ap.add_argument("--latency-rate", type=float, default=20.0, help="MB/s fed into the source")
@@ -585,7 +603,11 @@ def main() -> int:
     for n in datasets:
         if n not in DATASETS:
             ap.error(f"unknown data set {n!r}")
-    if "ferry" in kinds and not os.access(a.ferry, os.X_OK):
+    for kind in kinds:
+        if kind not in LABELS:
+            ap.error(f"unknown replicator {kind!r}: {', '.join(LABELS)}")
+    uses_ferry = any(k.startswith("ferry") for k in kinds)
+    if uses_ferry and not os.access(a.ferry, os.X_OK):
         ap.error(f"no ferry binary at {a.ferry}: cargo build --release -p ferry")
     out = Path(a.out or ROOT / "target" / "bench-e2e" / time.strftime("%Y%m%dT%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
@@ -597,7 +619,7 @@ def main() -> int:
         with open(results_file, "a") as f:
             f.write(json.dumps(res) + "\n")
 
-    if "ferry" in kinds:
+    if uses_ferry:
         # A copy: a rebuild while the benchmark runs must not change the binary under test.
         shutil.copy2(a.ferry, out / "ferry")
         ctx_ferry = str(out / "ferry")

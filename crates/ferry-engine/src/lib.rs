@@ -13,6 +13,7 @@
 //! - [`config`]: the validated configuration (TOML or built in code).
 
 pub mod checkpoint;
+pub mod coalesce;
 pub mod compacted;
 pub mod config;
 mod engine;

@@ -31,7 +31,8 @@ struct FlowLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PathLabels {
     flow: String,
-    /// `forwarded` (fast path), `reencoded` (slow path) or `skipped`.
+    /// `forwarded` (fast path), `reencoded` (slow path), `coalesced`
+    /// (merged with its neighbours, `[flows.batching]`) or `skipped`.
     path: &'static str,
 }
 
@@ -162,7 +163,7 @@ impl Metrics {
         );
         registry.register(
             "batches",
-            "Source batches by path: forwarded as they are, reencoded (slow path), or skipped",
+            "Source batches by path: forwarded as they are, reencoded (slow path), coalesced (merged with others), or skipped",
             self.batches.clone(),
         );
         registry.register(
@@ -279,6 +280,7 @@ impl Metrics {
             bytes: self.bytes.get_or_create_owned(&labels),
             forwarded: self.batches.get_or_create_owned(&path("forwarded")),
             reencoded: self.batches.get_or_create_owned(&path("reencoded")),
+            coalesced: self.batches.get_or_create_owned(&path("coalesced")),
             skipped: self.batches.get_or_create_owned(&path("skipped")),
             offsets_lost: self.offsets_lost.get_or_create_owned(&labels),
             produce_latency: self.produce_latency.get_or_create_owned(&labels),
@@ -339,6 +341,7 @@ pub struct FlowMetrics {
     bytes: Counter,
     forwarded: Counter,
     reencoded: Counter,
+    coalesced: Counter,
     skipped: Counter,
     offsets_lost: Counter,
     produce_latency: Histogram,
@@ -507,17 +510,16 @@ impl PartitionMetrics {
         self.flow.offsets_lost.inc_by(count(offsets));
     }
 
-    /// A batch acknowledged by the target: `forwarded` (fast path) or
-    /// re-encoded, its size and records, its newest source timestamp, and
-    /// how long the produce took.
+    /// A batch acknowledged by the target: its path, its size and records,
+    /// its newest source timestamp, and how long the produce took.
     pub fn acknowledged(&mut self, ack: &AckedBatch, now_ms: i64) {
         let f = &self.flow;
         f.inflight.dec();
-        if ack.forwarded {
-            f.forwarded.inc();
-        } else {
-            f.reencoded.inc();
-        }
+        match ack.path {
+            BatchPath::Forwarded => f.forwarded.inc(),
+            BatchPath::Reencoded => f.reencoded.inc(),
+            BatchPath::Coalesced(sources) => f.coalesced.inc_by(count(sources)),
+        };
         f.records.inc_by(count(ack.records));
         f.bytes.inc_by(count(ack.bytes));
         f.produce_latency.observe(ack.produce_time.as_secs_f64());
@@ -574,10 +576,22 @@ impl Drop for PartitionMetrics {
     }
 }
 
+/// How a produced batch came about, for `ferry_batches_total{path}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchPath {
+    /// A source batch as it was (fast path).
+    Forwarded,
+    /// Re-encoded from one source batch (slow path).
+    Reencoded,
+    /// Part of a merge of this many source batches: counted once, on the
+    /// merge's last produced batch (0 on the others, if it was split).
+    Coalesced(usize),
+}
+
 /// What [`PartitionMetrics::acknowledged`] records about one batch.
 #[derive(Debug, Clone, Copy)]
 pub struct AckedBatch {
-    pub forwarded: bool,
+    pub path: BatchPath,
     pub bytes: usize,
     pub records: i64,
     pub max_timestamp: i64,
@@ -609,7 +623,7 @@ mod tests {
         p.sent();
         p.acknowledged(
             &AckedBatch {
-                forwarded: true,
+                path: BatchPath::Forwarded,
                 bytes: 4096,
                 records: 40,
                 max_timestamp: 9_000,

@@ -64,6 +64,11 @@ pub enum SlowPathReason {
     Legacy,
     LogAppendTime,
     StraddlesPosition,
+    /// Small batches merged on request (`[flows.batching]`): this many
+    /// source batches (see [`crate::coalesce`]).
+    Coalesced {
+        batches: usize,
+    },
 }
 
 /// The decision for one fetched entry.

@@ -35,6 +35,7 @@ pub mod alter_configs_response;
 pub mod api_versions_response;
 pub mod batch;
 pub mod builder;
+pub mod coalesce;
 pub mod codec;
 mod crc;
 pub mod create_partitions_response;

@@ -86,7 +86,7 @@ pub fn reencode(entry: &FetchedBatch, opts: &ReencodeOptions) -> Result<Vec<Reen
 /// Greedy split on the uncompressed size, so that most chunks fit on the first
 /// try; compression only shrinks well-behaved data, and [`build_fitting`]
 /// handles the rest.
-fn chunk_by_estimate(records: &[Record], max: usize) -> Vec<&[Record]> {
+pub(crate) fn chunk_by_estimate(records: &[Record], max: usize) -> Vec<&[Record]> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut size = RECORD_BATCH_OVERHEAD;
@@ -105,7 +105,7 @@ fn chunk_by_estimate(records: &[Record], max: usize) -> Vec<&[Record]> {
     chunks
 }
 
-fn build_fitting(
+pub(crate) fn build_fitting(
     spec: &BatchSpec,
     records: &[Record],
     max: usize,

@@ -33,10 +33,11 @@ pub struct ProducerConfig {
     /// then fails ([`ClientError::NotDelivered`]) and stops its partition.
     /// Default 120 s (`delivery.timeout.ms`); must be at least `request_timeout`.
     pub delivery_timeout: Duration,
-    /// Batches per partition queued or in flight at once; `send` waits while
-    /// a partition has this many. Also the number of Produce requests in flight
-    /// per broker connection. Default 5, the most the broker deduplicates
-    /// ([`MAX_IN_FLIGHT_LIMIT`]); larger values are refused.
+    /// Batches per partition in flight at once (and the most Produce
+    /// requests in flight per broker connection); as many more may wait
+    /// queued, and `send` waits while a partition has twice this many.
+    /// Default 5, the most the broker deduplicates ([`MAX_IN_FLIGHT_LIMIT`]);
+    /// larger values are refused.
     pub max_in_flight_per_partition: usize,
     /// Largest Produce request: one request carries at most one batch per
     /// partition, of as many partitions as fit. A single batch larger than
@@ -111,6 +112,12 @@ impl ProducerConfig {
         Ok(())
     }
 
+    /// Batches per partition queued or in flight: twice the in-flight
+    /// limit, so the next batch is already queued when an answer frees a slot.
+    pub(crate) fn window(&self) -> usize {
+        self.max_in_flight_per_partition.saturating_mul(2)
+    }
+
     /// `request_timeout` as the Produce request's `timeout_ms`.
     pub(crate) fn timeout_ms(&self) -> Option<i32> {
         i32::try_from(self.request_timeout.as_millis()).ok()
@@ -127,6 +134,8 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.acks, -1);
         assert_eq!(c.max_in_flight_per_partition, 5);
+        // Five in flight, five more queued behind them.
+        assert_eq!(c.window(), 10);
         assert_eq!(c.timeout_ms(), Some(30_000));
     }
 

@@ -172,6 +172,8 @@ impl Broker {
 
 #[derive(Debug)]
 struct InFlightRequest {
+    /// For the trace log's round-trip times.
+    sent: Instant,
     node: i32,
     generation: u64,
     version: i16,
@@ -557,6 +559,11 @@ impl Driver {
             if broker.in_flight >= self.config.max_in_flight_per_partition
                 || broker.throttled_until.is_some_and(|t| now < t)
             {
+                tracing::trace!(
+                    node,
+                    ready = broker.ready.len(),
+                    "connection full or throttled; ready partitions wait"
+                );
                 return;
             }
             if !self.send_request(node, now) {
@@ -688,10 +695,17 @@ impl Driver {
             };
         if let Some(broker) = self.brokers.get_mut(&node) {
             broker.in_flight += 1;
+            tracing::trace!(
+                node,
+                in_flight = broker.in_flight,
+                batches = parts.len(),
+                "produce request"
+            );
         }
         self.requests.insert(
             request_id,
             InFlightRequest {
+                sent: now,
                 node,
                 generation,
                 version,
@@ -806,6 +820,12 @@ impl Driver {
         if let Some(broker) = self.brokers.get_mut(&req.node) {
             broker.in_flight = broker.in_flight.saturating_sub(1);
         }
+        tracing::trace!(
+            node = req.node,
+            batches = req.parts.len(),
+            took = ?now.saturating_duration_since(req.sent),
+            "produce answer"
+        );
         let response = match result {
             Ok(response) => response,
             Err(err) => {

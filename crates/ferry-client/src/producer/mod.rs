@@ -12,10 +12,12 @@
 //!   (`base_sequence`, advancing by the record count, wrapping at
 //!   `i32::MAX` as Kafka does) and acknowledgements come back in send order.
 //!   At most [`ProducerConfig::max_in_flight_per_partition`] (≤ 5, the
-//!   broker's deduplication window) batches per partition are queued or in
-//!   flight; [`IdempotentProducer::send`] waits while a partition is full.
-//!   That is the only queue, so memory is bounded by that many batches per
-//!   partition.
+//!   broker's deduplication window) batches per partition are in flight,
+//!   and as many more may wait queued behind them, so that a slot freed by
+//!   an answer is refilled in the very next request (without that queue,
+//!   the next batch arrived just after the request went, and waited a
+//!   round trip). [`IdempotentProducer::send`] waits while a partition has
+//!   twice `max_in_flight_per_partition` batches; that is the only queue.
 //! - **Requests.** One task drives everything. Per leader broker it keeps
 //!   one connection with up to `max_in_flight_per_partition` Produce
 //!   requests in flight; each request carries at most one batch per
@@ -115,7 +117,8 @@ struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     gates: Mutex<HashMap<TopicPartition, Arc<Gate>>>,
     identity: Arc<Mutex<ProducerIdentity>>,
-    max_in_flight: usize,
+    /// Batches per partition queued or in flight: [`ProducerConfig::window`].
+    window: usize,
     retries: RetryCounts,
 }
 
@@ -226,7 +229,7 @@ impl IdempotentProducer {
         );
         let shared = Arc::new(Mutex::new(identity));
         let (commands, receiver) = mpsc::unbounded_channel();
-        let max_in_flight = config.max_in_flight_per_partition;
+        let window = config.window();
         let retries = RetryCounts::default();
         let driver = driver::Driver::new(
             client,
@@ -242,7 +245,7 @@ impl IdempotentProducer {
                 commands,
                 gates: Mutex::new(HashMap::new()),
                 identity: shared,
-                max_in_flight,
+                window,
                 retries,
             }),
         })
@@ -258,8 +261,8 @@ impl IdempotentProducer {
     /// fields and `base_offset` are overwritten; the CRC is patched, the
     /// payload is not copied).
     ///
-    /// Waits while the partition already has `max_in_flight_per_partition`
-    /// batches queued or in flight. Sequences follow the order in which
+    /// Waits while the partition already has twice
+    /// `max_in_flight_per_partition` batches queued or in flight. Sequences follow the order in which
     /// `send` calls for a partition *return*: send to one partition from one
     /// task, awaiting each call, for a defined order. Cancelling a waiting
     /// `send` queues nothing.
@@ -340,7 +343,7 @@ impl IdempotentProducer {
         if let Some(gate) = gates.get(tp) {
             return Arc::clone(gate);
         }
-        let gate = Arc::new(Gate::new(self.inner.max_in_flight));
+        let gate = Arc::new(Gate::new(self.inner.window));
         gates.insert(tp.clone(), Arc::clone(&gate));
         gate
     }

@@ -12,7 +12,11 @@
 //!   next sequence, which then advances by the batch's record count
 //!   (wrapping at `i32::MAX`). Retries keep it.
 //! - At most `max_in_flight` batches are in flight, always the oldest
-//!   queued ones, in order. Until the broker has acknowledged one batch
+//!   queued ones, in order, and none further than `max_in_flight` batches
+//!   from the oldest unresolved one. More may wait queued behind them (so a
+//!   partition has its next batch ready the moment a slot frees), but the
+//!   broker remembers only a producer's last five batches per partition: a
+//!   retry of a batch older than that would be written twice. Until the broker has acknowledged one batch
 //!   under the partition's current producer epoch, only one is in flight: a
 //!   broker with no state for an epoch accepts *any* sequence, so a later
 //!   batch could otherwise be written before an earlier one that failed.
@@ -237,7 +241,11 @@ impl<T> PartitionState<T> {
             && self.not_before.is_none_or(|t| now >= t)
             && self.in_flight < self.limits.max_in_flight
             && (self.confirmed || self.in_flight == 0)
-            && self.first_queued().is_some()
+            // The front entry is the oldest unresolved one (done ones at
+            // the front are handed out at once).
+            && self
+                .first_queued()
+                .is_some_and(|i| i < self.limits.max_in_flight)
     }
 
     /// Something is queued, whether or not it may go now.
@@ -607,6 +615,49 @@ mod tests {
         assert!(!s.ready(now));
         s.on_outcome(taken[0].0, 2, ack(1), now, &mut out);
         assert_eq!(take_all(&mut s, 3, now).len(), 1);
+    }
+
+    /// Queued batches wait behind the window: a later batch's answer does
+    /// not let a batch further than `max_in_flight` from the oldest
+    /// unresolved one go out, only the oldest's answer does.
+    #[test]
+    fn queued_batches_stay_within_the_window_of_the_oldest() {
+        let now = Instant::now();
+        let mut s = state();
+        push_all(&mut s, now, &[("a", 1)]);
+        let a = take_all(&mut s, 1, now);
+        let mut out = Vec::new();
+        s.on_outcome(a[0].0, 1, ack(0), now, &mut out);
+        let queued: Vec<(&'static str, i32)> =
+            ["b", "c", "d", "e", "f", "g", "h"].map(|n| (n, 1)).to_vec();
+        push_all(&mut s, now, &queued);
+        let sent: Vec<(u64, &str)> = (2..9)
+            .filter_map(|r| s.next(PID, r, now).map(|o| (o.entry, *o.payload)))
+            .collect();
+        assert_eq!(
+            sent.iter().map(|t| t.1).collect::<Vec<_>>(),
+            ["b", "c", "d", "e", "f"]
+        );
+        assert!(s.has_queued() && !s.ready(now));
+        // c..f answered: held behind b, and g still may not go (b would
+        // fall out of the broker's five-batch memory).
+        for (i, (entry, _)) in sent.iter().enumerate().skip(1) {
+            s.on_outcome(*entry, 2 + u64::try_from(i).unwrap(), ack(2), now, &mut out);
+        }
+        assert_eq!(s.in_flight(), 1);
+        assert!(
+            !s.ready(now),
+            "g sent while b, five batches back, is unanswered"
+        );
+        s.on_outcome(sent[0].0, 2, ack(1), now, &mut out);
+        assert_eq!(out.len(), 6);
+        assert_eq!(
+            take_all(&mut s, 20, now)
+                .iter()
+                .map(|t| (t.1, t.2))
+                .collect::<Vec<_>>(),
+            [("g", 6), ("h", 7)]
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::batching::Batching;
 use super::groups::GroupSync;
 use super::units::{ByteSize, Timestamp, deserialize_duration, format_duration};
 use crate::plan::PlanConfig;
@@ -102,6 +103,9 @@ pub struct FlowConfig {
     /// Consumer-group offset sync (`[flows.groups]`).
     #[serde(default)]
     pub groups: GroupSync,
+    /// Merging of small batches (`[flows.batching]`; off by default).
+    #[serde(default)]
+    pub batching: Batching,
 }
 
 fn default_topics() -> Vec<String> {
@@ -166,6 +170,7 @@ impl FlowConfig {
             replication_factor: default_replication_factor(),
             tuning: Tuning::default(),
             groups: GroupSync::default(),
+            batching: Batching::default(),
         }
     }
 

@@ -29,6 +29,7 @@
 //! Flow indexes in paths count from 0, in file order. The file format is
 //! documented field by field in `docs/configuration.md`.
 
+mod batching;
 mod cluster;
 mod env;
 mod flow;
@@ -48,6 +49,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use batching::Batching;
 pub use cluster::ClusterConfig;
 pub use flow::{
     ConfigFilter, DEFAULT_EXCLUDE_CONFIGS, FlowConfig, Naming, StartPosition, Tuning,

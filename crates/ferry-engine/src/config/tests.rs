@@ -741,3 +741,35 @@ fn risky_security_settings_are_warned_about() {
         "{w:?}"
     );
 }
+
+#[test]
+fn batching_is_off_by_default_and_sizes_are_checked() {
+    let c = load(&with_flows(MINIMAL_FLOW)).unwrap();
+    assert_eq!(c.flows[0].batching, Batching::default());
+    assert_eq!(c.flows[0].batching.coalesce_below, None);
+    assert_eq!(c.flows[0].batching.coalesce_max, ByteSize::kib(256));
+    let c = load(&with_flows(&format!(
+        "{MINIMAL_FLOW}[flows.batching]\ncoalesce_below = \"16KiB\"\ncoalesce_max = \"1MiB\"\n"
+    )))
+    .unwrap();
+    assert_eq!(c.flows[0].batching.coalesce_below, Some(ByteSize::kib(16)));
+    assert_eq!(c.flows[0].batching.coalesce_max, ByteSize::mib(1));
+    assert_eq!(
+        problem(&with_flows(&format!(
+            "{MINIMAL_FLOW}[flows.batching]\ncoalesce_below = \"512KiB\"\n"
+        ))),
+        "flows[0].batching.coalesce_below: must be between 1B and 256KiB, got 512KiB"
+    );
+    assert_eq!(
+        problem(&with_flows(&format!(
+            "{MINIMAL_FLOW}[flows.batching]\ncoalesce_max = \"64MiB\"\n"
+        ))),
+        "flows[0].batching.coalesce_max: must be between 1KiB and 16MiB, got 64MiB"
+    );
+    assert!(
+        problem(&with_flows(&format!(
+            "{MINIMAL_FLOW}[flows.batching]\ncoalesce_below = \"lots\"\n"
+        )))
+        .contains("coalesce_below")
+    );
+}

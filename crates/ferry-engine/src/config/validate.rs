@@ -207,6 +207,24 @@ fn check_flow(config: &Config, i: usize, f: &FlowConfig, p: &mut Vec<Problem>) {
         ));
     }
 
+    let b = &f.batching;
+    size_range(
+        p,
+        format!("flows[{i}].batching.coalesce_max"),
+        b.coalesce_max,
+        ByteSize::kib(1),
+        ByteSize::mib(16),
+    );
+    if let Some(below) = b.coalesce_below {
+        size_range(
+            p,
+            format!("flows[{i}].batching.coalesce_below"),
+            below,
+            ByteSize(1),
+            b.coalesce_max,
+        );
+    }
+
     let t = &f.tuning;
     let at = |field: &str| format!("flows[{i}].tuning.{field}");
     size_range(

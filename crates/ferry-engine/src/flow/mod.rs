@@ -44,6 +44,7 @@ use tokio::task::JoinSet;
 
 use crate::EngineError;
 use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
+use crate::coalesce::Coalesce;
 use crate::config::{Config, ConfigFilter, FlowConfig, StartPosition};
 use crate::groups::GroupFilter;
 use crate::inflight::Committed;
@@ -64,6 +65,8 @@ pub struct Tuning {
     pub checkpoint_interval: Duration,
     /// Codec for re-encoded batches (`None`: the source batch's codec).
     pub reencode_compression: Option<Compression>,
+    /// Merging of small batches (`None`: off).
+    pub coalesce: Option<Coalesce>,
     pub fetcher: FetcherConfig,
     pub producer: ProducerConfig,
 }
@@ -75,6 +78,7 @@ impl Default for Tuning {
             verify_crc: true,
             checkpoint_interval: Duration::from_secs(5),
             reencode_compression: None,
+            coalesce: None,
             fetcher: FetcherConfig::default(),
             producer: ProducerConfig::default(),
         }
@@ -146,6 +150,10 @@ impl FlowSpec {
                 verify_crc: t.verify_crc,
                 checkpoint_interval: t.checkpoint_interval,
                 reencode_compression: None,
+                coalesce: flow.batching.coalesce_below.map(|below| Coalesce {
+                    below: below.as_usize(),
+                    max: flow.batching.coalesce_max.as_usize(),
+                }),
                 fetcher: FetcherConfig {
                     max_wait: fetch.max_wait,
                     max_bytes: fetch.max_bytes,

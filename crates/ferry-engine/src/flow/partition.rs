@@ -14,10 +14,11 @@ use tokio::sync::watch;
 use super::queue::QueueReceiver;
 use super::{FlowSpec, FlowStats, Positions, lock};
 use crate::EngineError;
+use crate::coalesce::coalesce;
 use crate::inflight::{EntryId, InFlight, Mapping};
-use crate::metrics::{AckedBatch, PartitionMetrics};
+use crate::metrics::{AckedBatch, BatchPath, PartitionMetrics};
 use crate::offset_map::OffsetMap;
-use crate::plan::{PartitionPlanner, Plan, PlanConfig};
+use crate::plan::{PartitionPlanner, Plan, PlanConfig, SlowPathReason};
 
 /// An acknowledgement with what it settles.
 struct AckResult {
@@ -228,6 +229,10 @@ impl PartitionTask {
         let (plans, corrupt) =
             planner.plan_fetch_until_error(entries, data.aborted_transactions.iter().copied());
         let failure = corrupt.or(bad);
+        let plans = match &self.spec.tuning.coalesce {
+            Some(rule) => coalesce(plans, rule, planner.config(), &self.source),
+            None => plans,
+        };
         for (next_offset, plan) in plans {
             match plan {
                 Plan::Forward { batch, header } => {
@@ -235,7 +240,7 @@ impl PartitionTask {
                     let count = i64::from(batch.header().last_offset_delta) + 1;
                     self.stats.forwarded(batch.len(), count);
                     let acked = AckedBatch {
-                        forwarded: true,
+                        path: BatchPath::Forwarded,
                         bytes: batch.len(),
                         records: count,
                         max_timestamp: batch.header().max_timestamp,
@@ -251,7 +256,7 @@ impl PartitionTask {
                     metrics.sent();
                     acks.push_back(awaiting(id, source_base, data.records.clone(), acked, ack));
                 }
-                Plan::Reencode { batches, .. } => {
+                Plan::Reencode { reason, batches } => {
                     let last = batches.len().saturating_sub(1);
                     for (i, b) in batches.into_iter().enumerate() {
                         let first = b.source_offsets.first().copied().unwrap_or(next_offset);
@@ -261,10 +266,20 @@ impl PartitionTask {
                             b.source_offsets.last().map_or(next_offset, |o| o + 1)
                         };
                         let records = i64::try_from(b.source_offsets.len()).unwrap_or(i64::MAX);
-                        self.stats.reencoded(b.batch.len(), records);
+                        let path = match reason {
+                            SlowPathReason::Coalesced { batches } => {
+                                let sources = if i == last { batches } else { 0 };
+                                self.stats.coalesced(sources, b.batch.len(), records);
+                                BatchPath::Coalesced(sources)
+                            }
+                            _ => {
+                                self.stats.reencoded(b.batch.len(), records);
+                                BatchPath::Reencoded
+                            }
+                        };
                         let header = *b.batch.header();
                         let acked = AckedBatch {
-                            forwarded: false,
+                            path,
                             bytes: b.batch.len(),
                             records,
                             max_timestamp: header.max_timestamp,

@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct FlowStats {
     pub batches_forwarded: AtomicU64,
     pub batches_reencoded: AtomicU64,
+    /// Source batches merged with their neighbours (`[flows.batching]`),
+    /// and the batches the merges produced.
+    pub batches_coalesced: AtomicU64,
+    pub batches_merged: AtomicU64,
     pub batches_skipped: AtomicU64,
     pub records: AtomicU64,
     pub bytes: AtomicU64,
@@ -31,6 +35,16 @@ impl FlowStats {
         self.bytes.fetch_add(n(bytes), Ordering::Relaxed);
     }
 
+    /// One batch produced by merging `sources` source batches (0 for the
+    /// extra batches of a merge that had to be split).
+    pub(super) fn coalesced(&self, sources: usize, bytes: usize, records: i64) {
+        self.batches_coalesced
+            .fetch_add(n(sources), Ordering::Relaxed);
+        self.batches_merged.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(n(records), Ordering::Relaxed);
+        self.bytes.fetch_add(n(bytes), Ordering::Relaxed);
+    }
+
     pub(super) fn skipped(&self) {
         self.batches_skipped.fetch_add(1, Ordering::Relaxed);
     }
@@ -42,11 +56,14 @@ impl FlowStats {
     /// A one-line summary.
     pub fn summary(&self) -> String {
         format!(
-            "{} records, {} bytes; batches: {} forwarded, {} re-encoded, {} skipped; {} source offsets lost to retention",
+            "{} records, {} bytes; batches: {} forwarded, {} re-encoded, {} coalesced into {}, {} skipped; \
+             {} source offsets lost to retention",
             self.records.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),
             self.batches_forwarded.load(Ordering::Relaxed),
             self.batches_reencoded.load(Ordering::Relaxed),
+            self.batches_coalesced.load(Ordering::Relaxed),
+            self.batches_merged.load(Ordering::Relaxed),
             self.batches_skipped.load(Ordering::Relaxed),
             self.offsets_lost.load(Ordering::Relaxed),
         )

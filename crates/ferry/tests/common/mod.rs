@@ -163,7 +163,12 @@ impl Ferry {
         let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info")
+            // FERRY_TEST_LOG=info,ferry_client::producer=trace shows each
+            // Produce request and its round trip, for a test under study.
+            .env(
+                "RUST_LOG",
+                std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
