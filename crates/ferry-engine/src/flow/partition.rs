@@ -10,6 +10,7 @@ use ferry_client::{
 use ferry_wire::batch::BatchIter;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
+use tokio::time::Duration;
 
 use super::queue::QueueReceiver;
 use super::{FlowSpec, FlowStats, Positions, lock};
@@ -58,6 +59,22 @@ pub(super) struct PartitionTask {
     pub stop: watch::Receiver<bool>,
 }
 
+/// How long a stopping partition waits for the next acknowledgement before
+/// it gives up on the rest. The position only ever advances past
+/// acknowledged batches, so stopping early loses nothing: a restart sends
+/// the rest again (and finds those the target did write by its tail). It
+/// bounds a SIGTERM when the target cannot take data (a deleted topic
+/// retries until the producer's delivery timeout, 2 minutes by default).
+const DRAIN_STALL: Duration = Duration::from_secs(5);
+
+/// Sleeps until `at`; forever when there is none.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl PartitionTask {
     /// Runs until the flow stops or the partition fails; a failed partition
     /// is no longer fetched, and its last committed position stays published
@@ -90,6 +107,8 @@ impl PartitionTask {
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
         let mut metrics = self.spec.metrics.partition(&self.source);
         let mut stopping = false;
+        // Once stopping: when the drain gives up unless an ack comes first.
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
         // A bad source batch: what came before it is still acknowledged
         // (and checkpointed) before the partition stops with this error.
         let mut failed: Option<EngineError> = None;
@@ -97,6 +116,9 @@ impl PartitionTask {
         loop {
             if stopping && acks.is_empty() {
                 break;
+            }
+            if stopping && drain_deadline.is_none() {
+                drain_deadline = Some(tokio::time::Instant::now() + DRAIN_STALL);
             }
             tokio::select! {
                 biased;
@@ -121,6 +143,9 @@ impl PartitionTask {
                         &AckedBatch { produce_time: done.sent_at.elapsed(), ..done.batch },
                         now,
                     );
+                    if drain_deadline.is_some() {
+                        drain_deadline = Some(tokio::time::Instant::now() + DRAIN_STALL);
+                    }
                     inflight
                         .ack(done.id, ack.base_offset)
                         .map_err(|e| self.internal(e.to_string()))?;
@@ -128,6 +153,17 @@ impl PartitionTask {
                     self.journal(&mut map);
                     metrics.mirrored(inflight.committed().source_offset, now);
                     self.publish(&inflight);
+                }
+                () = sleep_until(drain_deadline), if drain_deadline.is_some() => {
+                    tracing::warn!(
+                        partition = %self.source,
+                        target = %self.target,
+                        unacknowledged = acks.len(),
+                        position = inflight.committed().source_offset,
+                        "no acknowledgement from the target for {DRAIN_STALL:?} while stopping; \
+                         stopping without the rest (the position stays at the last acknowledged batch)"
+                    );
+                    break;
                 }
                 _ = self.stop.changed(), if !stopping => {
                     stopping = true;
