@@ -107,7 +107,8 @@ impl PartitionTask {
         let mut acks: FuturesOrdered<AckFut> = FuturesOrdered::new();
         let mut metrics = self.spec.metrics.partition(&self.source);
         let mut stopping = false;
-        // Once stopping: when the drain gives up unless an ack comes first.
+        // Once the flow stops: when the drain gives up unless an ack comes
+        // first. (A partition stopping on its own error waits for its acks.)
         let mut drain_deadline: Option<tokio::time::Instant> = None;
         // A bad source batch: what came before it is still acknowledged
         // (and checkpointed) before the partition stops with this error.
@@ -116,9 +117,6 @@ impl PartitionTask {
         loop {
             if stopping && acks.is_empty() {
                 break;
-            }
-            if stopping && drain_deadline.is_none() {
-                drain_deadline = Some(tokio::time::Instant::now() + DRAIN_STALL);
             }
             tokio::select! {
                 biased;
@@ -165,8 +163,10 @@ impl PartitionTask {
                     );
                     break;
                 }
-                _ = self.stop.changed(), if !stopping => {
+                // Also while stopping on an error: the shutdown bounds that wait too.
+                _ = self.stop.changed(), if drain_deadline.is_none() => {
                     stopping = true;
+                    drain_deadline = Some(tokio::time::Instant::now() + DRAIN_STALL);
                     self.fetcher.unassign(&self.source);
                 }
                 data = rx.recv(), if !stopping => {
