@@ -4,7 +4,7 @@
 //! while it mirrors everything.
 //!
 //! The full variant holds GiBs at the source with the target at 1 MiB/s
-//! and a 64 MiB budget (about 35 minutes for the default 2 GiB):
+//! and a 64 MiB budget (about 31 minutes for the default 2 GiB):
 //! `FERRY_FAULT_FULL=1 cargo test -p ferry --test backpressure -- --nocapture`;
 //! `FERRY_FAULT_FULL_MIB=1024` sets the amount.
 
@@ -84,7 +84,7 @@ async fn a_throttled_target_keeps_memory_within_the_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_gibs_at_the_source_through_1_mib_per_s_keep_memory_within_the_budget() {
     if std::env::var("FERRY_FAULT_FULL").as_deref() != Ok("1") {
-        println!("skipped: set FERRY_FAULT_FULL=1 (about 35 minutes)");
+        println!("skipped: set FERRY_FAULT_FULL=1 (about 31 minutes)");
         return;
     }
     let total_mib: usize = std::env::var("FERRY_FAULT_FULL_MIB")
