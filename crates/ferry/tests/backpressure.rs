@@ -25,8 +25,8 @@ const PARTITIONS: i32 = 4;
 /// What a debug build of ferry holds besides fetched data (code, runtime,
 /// metadata, the producer's request buffers): generous, far below the data.
 const OVERHEAD_MIB: usize = 48;
-/// The same with a 64 MiB budget: RSS then swings by ~35 MiB (83–118 MiB
-/// measured, sampled every 30 s), above the 48 MiB that holds at 8 MiB.
+/// The same with a 64 MiB budget: RSS then swings between about 83 and
+/// 118 MiB, more than the 48 MiB that holds at 8 MiB (docs/guarantees.md).
 const FULL_OVERHEAD_MIB: usize = 64;
 
 fn repo() -> PathBuf {
