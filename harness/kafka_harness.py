@@ -646,8 +646,9 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
         return info
 
 
-def _kill_group(pid: int, timeout: float) -> bool:
-    """SIGTERM the process (its group: it is a session leader), wait, then SIGKILL. True if it had to kill."""
+def _kill_group(pid: int, timeout: float, hard: bool = False) -> bool:
+    """SIGTERM the process (its group: it is a session leader), wait, then SIGKILL. True if it had to kill.
+    hard: SIGKILL at once (a crash: no controlled shutdown, no final flush)."""
     def send(sig):
         try:
             os.killpg(pid, sig)
@@ -664,8 +665,9 @@ def _kill_group(pid: int, timeout: float) -> bool:
             return True
         except (ProcessLookupError, PermissionError):
             return False
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
+    if not hard:
+        send(signal.SIGTERM)
+    deadline = time.monotonic() + (0 if hard else timeout)
     while time.monotonic() < deadline:
         if not group_alive():
             return False
@@ -678,8 +680,9 @@ def _kill_group(pid: int, timeout: float) -> bool:
     return True
 
 
-def stop(name: str, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
-    """Stop cluster `name` (SIGTERM, then SIGKILL after `timeout`). Returns True if it was running."""
+def stop(name: str, timeout: float = DEFAULT_STOP_TIMEOUT, hard: bool = False) -> bool:
+    """Stop cluster `name` (SIGTERM, then SIGKILL after `timeout`; SIGKILL at once if `hard`).
+    Returns True if it was running."""
     cdir = cluster_dir(name)
     with _locked(clusters_dir() / f".{name}.lock"):
         info = read_cluster(name)
@@ -688,7 +691,7 @@ def stop(name: str, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
         pid = info.get("pid")
         was = _pid_is_cluster(pid, cdir)
         if was:
-            killed = _kill_group(pid, timeout)
+            killed = _kill_group(pid, timeout, hard)
             info["last_stop"] = "SIGKILL" if killed else "SIGTERM"
         info.update(pid=None, state="stopped")
         _write_cluster(name, info)
@@ -765,6 +768,7 @@ def _main(argv: list[str]) -> int:
     p = sub.add_parser("stop", help="stop a cluster (SIGTERM, SIGKILL after --timeout)")
     p.add_argument("name")
     p.add_argument("--timeout", type=float, default=DEFAULT_STOP_TIMEOUT)
+    p.add_argument("--kill", action="store_true", help="SIGKILL at once, like a crash (kill -9)")
     p = sub.add_parser("stop-all", help="stop every cluster under the harness home")
     p.add_argument("--timeout", type=float, default=DEFAULT_STOP_TIMEOUT)
     p = sub.add_parser("restart", help="stop and start again: same ports, same data")
@@ -810,7 +814,7 @@ def _main(argv: list[str]) -> int:
         for info in infos:
             print(info["bootstrap"])
     elif a.cmd == "stop":
-        if not stop(a.name, a.timeout):
+        if not stop(a.name, a.timeout, a.kill):
             print(f"cluster {a.name} was not running", file=sys.stderr)
     elif a.cmd == "stop-all":
         for n in stop_all(a.timeout):

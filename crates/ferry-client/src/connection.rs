@@ -144,6 +144,11 @@ struct Reauth {
 #[derive(Debug, Default)]
 struct State {
     pending: HashMap<i32, oneshot::Sender<Result<Bytes>>>,
+    /// Correlation ids in the order their requests were written: Kafka
+    /// answers a connection's requests in that order, so a response for any
+    /// other id than the first (even one another request waits for) means
+    /// the stream cannot be trusted.
+    order: VecDeque<i32>,
     poisoned: Option<ClientError>,
     next_correlation_id: i32,
 }
@@ -170,11 +175,30 @@ impl Shared {
         }
         st.next_correlation_id = id.wrapping_add(1);
         st.pending.insert(id, reply);
+        st.order.push_back(id);
         Some(id)
     }
 
-    fn take(&self, correlation_id: i32) -> Option<oneshot::Sender<Result<Bytes>>> {
-        lock(&self.state).pending.remove(&correlation_id)
+    /// Withdraws a registered request that was never written.
+    fn unregister(&self, correlation_id: i32) -> Option<oneshot::Sender<Result<Bytes>>> {
+        let mut st = lock(&self.state);
+        st.order.retain(|id| *id != correlation_id);
+        st.pending.remove(&correlation_id)
+    }
+
+    /// The waiter for the response with `correlation_id`, which must be the
+    /// oldest request's; `Err(expected)` otherwise.
+    fn take_next(
+        &self,
+        correlation_id: i32,
+    ) -> std::result::Result<oneshot::Sender<Result<Bytes>>, Option<i32>> {
+        let mut st = lock(&self.state);
+        let expected = st.order.front().copied();
+        if expected != Some(correlation_id) {
+            return Err(expected);
+        }
+        st.order.pop_front();
+        st.pending.remove(&correlation_id).ok_or(expected)
     }
 
     fn poisoned(&self) -> Option<ClientError> {
@@ -190,9 +214,16 @@ impl Shared {
                 return;
             }
             st.poisoned = Some(err.clone());
+            st.order.clear();
             std::mem::take(&mut st.pending)
         };
-        tracing::debug!(broker = %self.broker, error = %err, pending = pending.len(), "connection poisoned");
+        if err.is_protocol_violation() {
+            // The broker (or something between) sent bytes that make no
+            // sense: worth an operator's attention, unlike a plain reset.
+            tracing::warn!(broker = %self.broker, error = %err, pending = pending.len(), "connection dropped: bad response; requests will be retried on a new connection");
+        } else {
+            tracing::debug!(broker = %self.broker, error = %err, pending = pending.len(), "connection poisoned");
+        }
         for (_, waiter) in pending {
             let _ = waiter.send(Err(err.clone()));
         }
@@ -412,8 +443,10 @@ impl Connection {
             version,
             api.response_header_version(version),
             self.broker(),
-        )?;
+        )
+        .map_err(|e| self.reject(e))?;
         decode_bounded(body, api, version, self.broker(), R::decode_response)
+            .map_err(|e| self.reject(e))
     }
 
     /// Sends a pre-encoded request body (everything after the request
@@ -436,6 +469,7 @@ impl Connection {
             api.response_header_version(version),
             self.broker(),
         )
+        .map_err(|e| self.reject(e))
     }
 
     /// Queues a pre-encoded request like [`send_raw`](Self::send_raw), and
@@ -487,6 +521,7 @@ impl Connection {
                 api.response_header_version(version),
                 conn.broker(),
             )
+            .map_err(|e| conn.reject(e))
         })
     }
 
@@ -534,6 +569,14 @@ impl Connection {
         };
         // The broker answers a connection's requests in order, so everything
         // behind this one is stuck as well; Kafka's own clients disconnect too.
+        self.inner.shared.poison(err.clone());
+        err
+    }
+
+    /// Closes the connection because of `err`, a response that did not
+    /// decode: the stream may be out of step (a response to another
+    /// version, or not to this request at all). Returns `err`.
+    pub(crate) fn reject(&self, err: ClientError) -> ClientError {
         self.inner.shared.poison(err.clone());
         err
     }
@@ -707,7 +750,7 @@ async fn write_loop<W>(
                     body.into_iter().for_each(|chunk| out.push(chunk));
                 }
                 Err(detail) => {
-                    if let Some(waiter) = shared.take(correlation_id) {
+                    if let Some(waiter) = shared.unregister(correlation_id) {
                         let _ = waiter.send(Err(ClientError::Encode {
                             broker: shared.broker.clone(),
                             api,
@@ -932,16 +975,17 @@ fn dispatch(shared: &Shared, frame: Bytes) -> Result<()> {
         });
     };
     let correlation_id = i32::from_be_bytes([a, b, c, d]);
-    match shared.take(correlation_id) {
+    match shared.take_next(correlation_id) {
         // The caller may have given up (dropped its future); that is fine.
-        Some(waiter) => {
+        Ok(waiter) => {
             let _ = waiter.send(Ok(frame));
             Ok(())
         }
-        None if shared.poisoned().is_some() => Ok(()),
-        None => Err(ClientError::UnexpectedCorrelationId {
+        Err(_) if shared.poisoned().is_some() => Ok(()),
+        Err(expected) => Err(ClientError::UnexpectedCorrelationId {
             broker: shared.broker.clone(),
             correlation_id,
+            expected,
         }),
     }
 }

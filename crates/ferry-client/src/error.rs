@@ -175,13 +175,23 @@ pub enum ClientError {
     )]
     Closed { broker: String, mid_frame: bool },
 
-    /// A response carried a correlation id no request is waiting for. The
-    /// byte stream can no longer be trusted, so the connection is closed.
+    /// A response carried another correlation id than the oldest request's
+    /// (Kafka answers a connection's requests in order). The byte stream can
+    /// no longer be trusted, so the connection is closed.
     #[error(
-        "broker {broker} sent a response with correlation id {correlation_id}, which no request is waiting for; \
-         the connection was closed, reconnect"
+        "broker {broker} sent a response with correlation id {correlation_id}{}; \
+         the connection was closed, reconnect",
+        match expected {
+            Some(id) => format!(" where the answer to request {id} was due (Kafka answers in order)"),
+            None => ", which no request is waiting for".to_owned(),
+        }
     )]
-    UnexpectedCorrelationId { broker: String, correlation_id: i32 },
+    UnexpectedCorrelationId {
+        broker: String,
+        correlation_id: i32,
+        /// The oldest request's id; `None`: no request was waiting.
+        expected: Option<i32>,
+    },
 
     /// A request type's API key is not in kafka-protocol's key table.
     #[error(
@@ -398,10 +408,29 @@ impl ClientError {
             | Self::Closed { .. }
             | Self::NoLeader { .. }
             | Self::UnknownBroker { .. } => true,
+            // A garbled response: the connection that carried it is closed,
+            // and a new one may well be fine (a faulty proxy, a bit flip).
+            Self::Frame { .. } | Self::UnexpectedCorrelationId { .. } | Self::Decode { .. } => true,
             Self::Kafka { code, .. } => code.is_retriable(),
             Self::Bootstrap { last, .. } => last.is_retriable(),
             _ => false,
         }
+    }
+
+    /// Whether the broker's bytes made no sense (a bad frame, a response
+    /// out of order, one that does not decode, a frame cut short): the
+    /// connection is closed and the problem logged as a warning.
+    pub fn is_protocol_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Frame { .. }
+                | Self::UnexpectedCorrelationId { .. }
+                | Self::Decode { .. }
+                | Self::Closed {
+                    mid_frame: true,
+                    ..
+                }
+        )
     }
 
     /// The Kafka error code, if the broker sent one.

@@ -92,7 +92,14 @@ impl OwnCluster {
         harness(&["stop", &self.name]);
     }
 
-    /// `harness start` again after [`stop`](Self::stop).
+    /// `harness stop --kill`: SIGKILL, no controlled shutdown (a crash of
+    /// the broker process; what it wrote is in the page cache, so only a
+    /// crash of the machine could lose it).
+    pub fn kill(&self) {
+        harness(&["stop", "--kill", &self.name]);
+    }
+
+    /// `harness start` again after [`stop`](Self::stop) or [`kill`](Self::kill).
     pub fn start_again(&self) {
         harness(&["start", &self.name]);
     }

@@ -13,6 +13,10 @@
 //! `--override advertised.listeners=PLAINTEXT://127.0.0.1:<port>`, then
 //! point the proxy at the broker's real port ([`FaultProxy::set_upstream`]).
 //!
+//! It can also break single response frames ([`Mangle`]): cut one short,
+//! give it a 2 GiB size, a wrong correlation id, or re-encode it in another
+//! API version; for that it notes each request's API key and version.
+//!
 //! The proxy runs on a thread and a runtime of its own, so a test that
 //! blocks its own runtime (or has none) still has a working proxy.
 
@@ -26,6 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+
+mod mangle;
+pub use mangle::Mangle;
 
 /// Frames larger than this end the connection (no broker sends one in a test).
 const MAX_FRAME: usize = 1 << 30;
@@ -47,6 +54,8 @@ pub struct ProxyStats {
     pub bytes: u64,
     /// Frames or record batches corrupted.
     pub corrupted: u64,
+    /// Response frames broken by a [`Mangle`].
+    pub mangled: u64,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +70,8 @@ struct Settings {
     corrupt_batches: Option<(i64, u64)>,
     /// Reset one random connection every (min, max) interval.
     random_resets: Option<(Duration, Duration)>,
+    /// Armed manglers, first first: (API key of the request answered, how).
+    mangles: Vec<(i16, Mangle)>,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +82,7 @@ struct Counters {
     responses: AtomicU64,
     bytes: AtomicU64,
     corrupted: AtomicU64,
+    mangled: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -235,6 +247,13 @@ impl FaultProxy {
         self.shared.settings().corrupt_batches = Some((min_base_offset, count));
     }
 
+    /// Breaks the next response to a request with `api_key` (0 Produce,
+    /// 1 Fetch, ...) in the way `mangle` says. Several may be armed; each
+    /// breaks one frame.
+    pub fn mangle_response(&self, api_key: i16, mangle: Mangle) {
+        self.shared.settings().mangles.push((api_key, mangle));
+    }
+
     /// Back to a clean pipe: no latency, throttle, pause, resets or corruption.
     pub fn heal(&self) {
         let mut s = self.shared.settings();
@@ -265,6 +284,7 @@ impl FaultProxy {
             responses: c.responses.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             corrupted: c.corrupted.load(Ordering::Relaxed),
+            mangled: c.mangled.load(Ordering::Relaxed),
         }
     }
 }
@@ -336,10 +356,11 @@ async fn connection(client: TcpStream, id: u64, shared: Arc<Shared>) {
     lock(&shared.live).insert(id, kill);
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
+    let asked = Mutex::new(HashMap::new());
     let reset = tokio::select! {
         _ = killed => true,
-        () = pump(&mut cr, &mut sw, Direction::Request, &shared) => false,
-        () = pump(&mut sr, &mut cw, Direction::Response, &shared) => false,
+        () = pump(&mut cr, &mut sw, Direction::Request, &shared, &asked) => false,
+        () = pump(&mut sr, &mut cw, Direction::Response, &shared, &asked) => false,
     };
     lock(&shared.live).remove(&id);
     if reset {
@@ -356,12 +377,21 @@ enum Direction {
     Response,
 }
 
+/// Request API key and version by correlation id, for one connection.
+type Asked = Mutex<HashMap<i32, (i16, i16)>>;
+
 /// Reads frames from `from` and writes them to `to` through a delay line:
 /// the reader stamps each frame with when it may leave, the writer waits
 /// for that time (and while paused), so frames overlap in flight. Returns
-/// when either side closes or fails.
-async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction, shared: &Shared) {
-    let (line, mut out) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+/// when either side closes or fails, or after a frame that must be the last.
+async fn pump(
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    dir: Direction,
+    shared: &Shared,
+    asked: &Asked,
+) {
+    let (line, mut out) = mpsc::unbounded_channel::<(Instant, Vec<u8>, bool)>();
     let read = async move {
         loop {
             let mut len = [0u8; 4];
@@ -379,18 +409,26 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
             if from.read_exact(&mut frame[4..]).await.is_err() {
                 return;
             }
-            if dir == Direction::Response {
-                corrupt(&mut frame[4..], shared);
+            let mut last = false;
+            match dir {
+                Direction::Request => note_request(&frame, asked),
+                Direction::Response => {
+                    corrupt(&mut frame[4..], shared);
+                    if let Some((mangled, close)) = mangle_response(&frame, shared, asked) {
+                        frame = mangled;
+                        last = close;
+                    }
+                }
             }
             let due = Instant::now() + shared.settings().latency;
-            if line.send((due, frame)).is_err() {
+            if line.send((due, frame, last)).is_err() || last {
                 return;
             }
         }
     };
     let write = async {
         let mut paused = shared.paused.subscribe();
-        while let Some((due, frame)) = out.recv().await {
+        while let Some((due, frame, last)) = out.recv().await {
             tokio::time::sleep_until(due.into()).await;
             while *paused.borrow_and_update() {
                 if paused.changed().await.is_err() {
@@ -414,7 +452,7 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
                     c.responses.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if to.write_all(&frame).await.is_err() {
+            if to.write_all(&frame).await.is_err() || last {
                 return;
             }
             let bandwidth = shared.settings().bandwidth;
@@ -426,6 +464,34 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
     };
     // Reader done (EOF) ends the line; the writer drains it, then returns.
     tokio::join!(read, write);
+}
+
+/// Remembers what a request frame asked for (API key and version by
+/// correlation id).
+fn note_request(frame: &[u8], asked: &Asked) {
+    let (Some(key), Some(version), Some(id)) = (
+        frame.get(4..6),
+        frame.get(6..8),
+        frame.get(8..12).and_then(|b| <[u8; 4]>::try_from(b).ok()),
+    ) else {
+        return;
+    };
+    let key = i16::from_be_bytes([key[0], key[1]]);
+    let version = i16::from_be_bytes([version[0], version[1]]);
+    lock(asked).insert(i32::from_be_bytes(id), (key, version));
+}
+
+/// The armed mangler for the request this response answers, applied.
+fn mangle_response(frame: &[u8], shared: &Shared, asked: &Asked) -> Option<(Vec<u8>, bool)> {
+    let id = i32::from_be_bytes(frame.get(4..8)?.try_into().ok()?);
+    let (key, version) = lock(asked).remove(&id)?;
+    let mut s = shared.settings();
+    let at = s.mangles.iter().position(|(k, _)| *k == key)?;
+    let (_, how) = s.mangles[at];
+    let mangled = mangle::apply(how, frame, key, version)?;
+    s.mangles.remove(at);
+    shared.counters.mangled.fetch_add(1, Ordering::Relaxed);
+    Some(mangled)
 }
 
 /// Applies the armed corruptions to one response frame's body.

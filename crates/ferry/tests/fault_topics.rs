@@ -237,13 +237,18 @@ async fn records_deleted_before_ferry_read_them_are_reported_and_skipped() {
 }
 
 /// The target topic deleted while ferry mirrors into it. Ferry does not
-/// recreate it: the producer retries (`ferry_retries_total{during="produce",
-/// cause="UNKNOWN_TOPIC_ID"}` counts it within seconds) until the
-/// delivery timeout (120 s), then the partition stops with an error naming
-/// the source partition, the offset and the missing topic; the other
-/// partitions and flows carry on. CI checks the first part;
-/// `FERRY_FAULT_LONG=1 cargo test -p ferry --test fault_topics -- --nocapture`
-/// waits for the stop too (about 2 minutes).
+/// recreate it while running: the producer retries (`ferry_retries_total{during="produce",
+/// cause="UNKNOWN_TOPIC_ID"}` counts it within seconds), warns within
+/// seconds naming the target partition and the error, and keeps retrying
+/// until the delivery timeout (120 s); then the partition stops with an
+/// error naming the source partition, the offset and the missing topic; the
+/// other partitions and flows carry on. A SIGTERM meanwhile exits within
+/// seconds (the drain gives up after 5 s without an acknowledgement), and
+/// a restart creates the target topic again, like any missing target
+/// topic, and mirrors from the checkpoint: the records produced after the
+/// delete arrive, the ones deleted with the topic are not copied again.
+/// CI checks all that; `FERRY_FAULT_LONG=1 cargo test -p ferry --test
+/// fault_topics -- --nocapture` waits for the stop instead (about 2 minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_topic_deleted_while_mirroring_is_reported() {
     let Some((a_addr, b_addr)) = brokers() else {
@@ -303,6 +308,28 @@ async fn a_target_topic_deleted_while_mirroring_is_reported() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let deadline = deleted + Duration::from_secs(40);
+    let warning = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| {
+            l.contains("WARN")
+                && l.contains("not acknowledged yet")
+                && l.contains(&format!("{target}-0"))
+                && l.contains("UNKNOWN_TOPIC_")
+        }) {
+            break l.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no warning naming {target}-0 in 40 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!(
+        "{:.1} s after the delete: {}",
+        deleted.elapsed().as_secs_f64(),
+        warning.trim()
+    );
     let _ = b.refresh_metadata(Some(&[target.as_str()])).await;
     assert!(
         common::try_read_all(&b, &target, 0).await.is_none(),
@@ -338,9 +365,59 @@ async fn a_target_topic_deleted_while_mirroring_is_reported() {
         );
         ferry.stop_allowing_failure();
     } else {
-        // SIGTERM would wait for the undeliverable batch until the delivery
-        // timeout: draining waits for every in-flight batch's answer.
-        ferry.kill();
+        // The drain gives up on the undeliverable batches: a bounded stop.
+        let asked = Instant::now();
+        ferry.signal("-TERM");
+        let mut child = ferry;
+        let status = loop {
+            if let Some(status) = child.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(15),
+                "SIGTERM took more than 15 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!(
+            "SIGTERM with the target topic gone: exited ({status}) in {:.1} s",
+            asked.elapsed().as_secs_f64()
+        );
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let shutdown = text.find("shutdown requested").unwrap_or(0);
+        for l in text[shutdown..].lines().filter(|l| l.contains("WARN")) {
+            println!("  {}", l.trim());
+        }
+        // A restart creates the target topic again and mirrors from the
+        // checkpoint (after the 4 batches acknowledged before the delete).
+        let ferry = Ferry::start(&config, log.clone());
+        let want = read_from(&a, &topic, 0, 200).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let _ = b.refresh_metadata(Some(&[target.as_str()])).await;
+            if let Some(got) = common::try_read_all(&b, &target, 0).await {
+                if records(&got).len() >= want.len() {
+                    assert_eq!(
+                        records(&got),
+                        want,
+                        "the recreated target holds the source from the checkpoint on"
+                    );
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not mirrored again in 60 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        println!(
+            "after a restart: target recreated with the {} records from the checkpoint on",
+            want.len()
+        );
+        ferry.stop();
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -76,15 +76,15 @@ fn chunk(s: &str) -> Vec<Bytes> {
 }
 
 #[tokio::test]
-async fn pipelined_requests_get_their_own_responses_out_of_order() {
+async fn pipelined_requests_get_their_own_responses_in_order() {
     let (conn, mut peer) = pair(ConnectionConfig::default()).await;
     let server = async {
         let mut reqs = Vec::new();
         for _ in 0..3 {
             reqs.push(read_request(&mut peer, false).await);
         }
-        // All three are in flight before any answer; answer last-first.
-        for r in reqs.iter().rev() {
+        // All three are in flight before any answer.
+        for r in &reqs {
             let mut body = b"re:".to_vec();
             body.extend_from_slice(&r.body);
             respond(&mut peer, r.correlation_id, &body).await;
@@ -105,6 +105,36 @@ async fn pipelined_requests_get_their_own_responses_out_of_order() {
     ids.dedup();
     assert_eq!(ids.len(), 3, "correlation ids are distinct");
     assert!(conn.poisoned().is_none());
+}
+
+/// Kafka answers a connection's requests in order; a response for a later
+/// request (a correlation id another request waits for) means the stream
+/// is garbled, and handing it to that request would be wrong.
+#[tokio::test]
+async fn a_response_out_of_order_poisons_the_connection() {
+    let (conn, mut peer) = pair(ConnectionConfig::default()).await;
+    let server = async {
+        let first = read_request(&mut peer, false).await;
+        let second = read_request(&mut peer, false).await;
+        respond(&mut peer, second.correlation_id, b"early").await;
+        (first, peer)
+    };
+    let (a, b, (first, _peer)) = tokio::join!(
+        conn.send_raw(API, VERSION, chunk("a")),
+        conn.send_raw(API, VERSION, chunk("b")),
+        server,
+    );
+    for result in [a, b] {
+        match result {
+            Err(ClientError::UnexpectedCorrelationId { expected, .. }) => {
+                assert_eq!(expected, Some(first.correlation_id));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let err = conn.poisoned().unwrap();
+    assert!(err.is_retriable() && err.is_protocol_violation(), "{err}");
+    assert!(err.to_string().contains("was due"), "{err}");
 }
 
 #[tokio::test]
@@ -446,8 +476,11 @@ async fn send_reads_the_answer_with_the_bounded_decoder() {
         ),
         "{huge:?}"
     );
-    // A malformed body is the caller's error, not the stream's.
-    assert!(conn.poisoned().is_none());
+    // A body that does not decode as the version asked for means the broker
+    // is not answering what ferry asked: the connection is dropped (a new
+    // one negotiates versions again) and the error is retriable.
+    assert!(matches!(conn.poisoned(), Some(ClientError::Decode { .. })));
+    assert!(huge.unwrap_err().is_retriable());
 }
 
 #[tokio::test]

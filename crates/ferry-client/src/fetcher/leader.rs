@@ -235,12 +235,12 @@ async fn fetch_once(
         Ok(r) => r,
         Err(e) => {
             session.failed();
-            return Err(ClientError::Decode {
+            return Err(conn.reject(ClientError::Decode {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::Fetch,
                 version,
                 detail: e.to_string(),
-            });
+            }));
         }
     };
     if let Some(code) = KafkaCode::from_code(response.error_code) {

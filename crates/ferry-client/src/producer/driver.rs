@@ -1227,6 +1227,10 @@ impl Driver {
                         continue;
                     }
                     slot.state.expire(now, &mut self.completed);
+                    if let Some((waited, err)) = slot.state.stuck(now) {
+                        let timeout = self.config.delivery_timeout;
+                        tracing::warn!(tp = %slot.tp, error = %err, ?waited, "batch not acknowledged yet; retrying until the delivery timeout ({timeout:?})");
+                    }
                 }
                 self.after_change(index, now);
             }

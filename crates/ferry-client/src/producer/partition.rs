@@ -103,7 +103,16 @@ pub(crate) struct PartitionState<T> {
     failures: u32,
     /// Why the partition stopped accepting batches.
     poisoned: Option<ClientError>,
+    /// When [`Self::stuck`] last reported the partition.
+    warned_at: Option<Instant>,
 }
+
+/// How long the oldest batch may go unacknowledged, failing, before
+/// [`PartitionState::stuck`] reports it, and how often after that: an
+/// operator hears of a deleted topic or a refusing broker in seconds, not
+/// at the delivery timeout.
+const STUCK_AFTER: Duration = Duration::from_secs(5);
+const STUCK_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Recovery {
@@ -147,6 +156,7 @@ impl<T> PartitionState<T> {
             not_before: None,
             failures: 0,
             poisoned: None,
+            warned_at: None,
         }
     }
 
@@ -427,6 +437,27 @@ impl<T> PartitionState<T> {
         self.recovery = None;
         self.awaiting_identity = false;
         self.pop_done(out);
+    }
+
+    /// How long the oldest unresolved batch has waited and the error it is
+    /// retrying on, when that is worth a warning: it failed at least once
+    /// and has waited [`STUCK_AFTER`]; at most once per [`STUCK_EVERY`].
+    pub fn stuck(&mut self, now: Instant) -> Option<(Duration, ClientError)> {
+        let e = self
+            .entries
+            .iter()
+            .find(|e| !matches!(e.status, Status::Done(_)))?;
+        let err = e.last_error.clone()?;
+        let queued_at = e.deadline.checked_sub(self.limits.delivery_timeout)?;
+        let waited = now.saturating_duration_since(queued_at);
+        let quiet = self
+            .warned_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= STUCK_EVERY);
+        if waited < STUCK_AFTER || !quiet {
+            return None;
+        }
+        self.warned_at = Some(now);
+        Some((waited, err))
     }
 
     /// Fails every unresolved batch with `err` and stops the partition: the
@@ -895,6 +926,27 @@ mod tests {
             "{e}"
         );
         assert!(s.push(5, 1, now, "c").is_err());
+    }
+
+    #[test]
+    fn a_failing_batch_is_reported_after_a_while_and_not_too_often() {
+        let mut s = state();
+        let t0 = Instant::now();
+        push_all(&mut s, t0, &[("a", 1)]);
+        assert!(
+            s.stuck(t0 + Duration::from_secs(60)).is_none(),
+            "no error yet"
+        );
+        s.note_error(&kafka(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION));
+        assert!(s.stuck(t0 + Duration::from_secs(1)).is_none(), "too early");
+        let (waited, err) = s.stuck(t0 + STUCK_AFTER).unwrap();
+        assert_eq!(waited, STUCK_AFTER);
+        assert!(
+            err.to_string().contains("UNKNOWN_TOPIC_OR_PARTITION"),
+            "{err}"
+        );
+        assert!(s.stuck(t0 + STUCK_AFTER + Duration::from_secs(1)).is_none());
+        assert!(s.stuck(t0 + STUCK_AFTER + STUCK_EVERY).is_some());
     }
 
     #[test]

@@ -101,11 +101,15 @@ async fn oldest_answer(
     };
     let result = match tokio::time::timeout_at(oldest.deadline, response).await {
         Ok(Ok(body)) => {
-            decode_produce_response(body, oldest.version).map_err(|e| ClientError::Decode {
-                broker: conn.broker().to_owned(),
-                api: ApiKey::Produce,
-                version: oldest.version,
-                detail: e.to_string(),
+            decode_produce_response(body, oldest.version).map_err(|e| {
+                // Out of step with the broker: the answers behind this one
+                // cannot be trusted either.
+                conn.reject(ClientError::Decode {
+                    broker: conn.broker().to_owned(),
+                    api: ApiKey::Produce,
+                    version: oldest.version,
+                    detail: e.to_string(),
+                })
             })
         }
         Ok(Err(err)) => Err(err),

@@ -10,6 +10,7 @@ use ferry_client::{
 use ferry_wire::batch::BatchIter;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::watch;
+use tokio::time::Duration;
 
 use super::queue::QueueReceiver;
 use super::{FlowSpec, FlowStats, Positions, lock};
@@ -59,6 +60,22 @@ pub(super) struct PartitionTask {
     pub stop: watch::Receiver<bool>,
 }
 
+/// How long a stopping partition waits for the next acknowledgement before
+/// it gives up on the rest. The position only ever advances past
+/// acknowledged batches, so stopping early loses nothing: a restart sends
+/// the rest again (and finds those the target did write by its tail). It
+/// bounds a SIGTERM when the target cannot take data (a deleted topic
+/// retries until the producer's delivery timeout, 2 minutes by default).
+const DRAIN_STALL: Duration = Duration::from_secs(5);
+
+/// Sleeps until `at`; forever when there is none.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl PartitionTask {
     /// Runs until the flow stops or the partition fails; a failed partition
     /// is no longer fetched, and its last committed position stays published
@@ -95,6 +112,9 @@ impl PartitionTask {
         // (the failover runbook) could pass before anything was copied.
         metrics.mirrored(self.position, now_ms());
         let mut stopping = false;
+        // Once the flow stops: when the drain gives up unless an ack comes
+        // first. (A partition stopping on its own error waits for its acks.)
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
         // A bad source batch: what came before it is still acknowledged
         // (and checkpointed) before the partition stops with this error.
         let mut failed: Option<EngineError> = None;
@@ -126,6 +146,9 @@ impl PartitionTask {
                         &AckedBatch { produce_time: done.sent_at.elapsed(), ..done.batch },
                         now,
                     );
+                    if drain_deadline.is_some() {
+                        drain_deadline = Some(tokio::time::Instant::now() + DRAIN_STALL);
+                    }
                     inflight
                         .ack(done.id, ack.base_offset)
                         .map_err(|e| self.internal(e.to_string()))?;
@@ -134,8 +157,21 @@ impl PartitionTask {
                     metrics.mirrored(inflight.committed().source_offset, now);
                     self.publish(&inflight);
                 }
-                _ = self.stop.changed(), if !stopping => {
+                () = sleep_until(drain_deadline), if drain_deadline.is_some() => {
+                    tracing::warn!(
+                        partition = %self.source,
+                        target = %self.target,
+                        unacknowledged = acks.len(),
+                        position = inflight.committed().source_offset,
+                        "no acknowledgement from the target for {DRAIN_STALL:?} while stopping; \
+                         stopping without the rest (the position stays at the last acknowledged batch)"
+                    );
+                    break;
+                }
+                // Also while stopping on an error: the shutdown bounds that wait too.
+                _ = self.stop.changed(), if drain_deadline.is_none() => {
                     stopping = true;
+                    drain_deadline = Some(tokio::time::Instant::now() + DRAIN_STALL);
                     self.fetcher.unassign(&self.source);
                 }
                 data = rx.recv(), if !stopping => {

@@ -551,3 +551,64 @@ pub async fn last_record(c: &Client, topic: &str, partition: i32) -> Option<Cont
     }
     last
 }
+
+/// Resident set size of `pid` in bytes (`VmRSS`), or its peak so far
+/// (`peak`: `VmHWM`), from /proc.
+pub fn rss(pid: u32, peak: bool) -> Option<usize> {
+    let field = if peak { "VmHWM:" } else { "VmRSS:" };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Values that do not compress (a cheap xorshift stream).
+pub fn noise(len: usize, seed: u64) -> Bytes {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+/// Produces `batches` uncompressed batches of 16 records of incompressible
+/// values, `batch_bytes` in all each, to `partition`.
+pub async fn produce_noise(
+    c: &Client,
+    topic: &str,
+    partition: i32,
+    batches: usize,
+    batch_bytes: usize,
+) {
+    for i in 0..batches {
+        let records: Vec<Record> = (0..16)
+            .map(|r| Record {
+                offset: r,
+                timestamp: now_ms(),
+                key: None,
+                value: Some(noise(
+                    batch_bytes / 16 - 64,
+                    u64::try_from(partition).unwrap_or(0) << 40
+                        | (i as u64) << 8
+                        | u64::try_from(r).unwrap_or(0),
+                )),
+                headers: vec![],
+            })
+            .collect();
+        let batch = build_batch(&BatchSpec::producer(Compression::None), &records).unwrap();
+        c.produce_batch(topic, partition, vec![batch], &ProduceOptions::default())
+            .await
+            .unwrap();
+    }
+}
