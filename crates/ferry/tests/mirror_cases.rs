@@ -17,7 +17,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,7 +27,7 @@ use common::producers::{
 use common::{
     Ferry, brokers, client, create, create_with, now_ms, read_all, records, unique, write_config,
 };
-use ferry_client::{Client, Isolation, NewTopic, OffsetSpec, ProduceOptions};
+use ferry_client::{Client, NewTopic, OffsetSpec, ProduceOptions};
 use ferry_wire::batch::{RECORD_BATCH_OVERHEAD, RecordBatch, attributes};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
