@@ -559,3 +559,71 @@ async fn translation_after_restart_and_target_retention() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Failback, exactly: a group that moved to the target and read on there
+/// goes back to the source with `ferry offsets sync --reverse`, and reads
+/// on at the source from exactly the next record it had not read on the
+/// target (here across an aborted transaction); a group that read
+/// everything on the target reads nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverse_sync_returns_the_group_exactly_where_it_left_the_target() {
+    let Some((a_addr, b_addr)) = brokers() else {
+        return;
+    };
+    let (a, b) = (client(&a_addr).await, client(&b_addr).await);
+    let (dir, prefix, config) = setup(&a_addr, &b_addr, "back", NO_GROUPS);
+    let topic = format!("{prefix}-txn");
+    let target = target_of(&topic);
+    create(&a, &topic, 1).await;
+    let runs = vec![Produce {
+        client: "java",
+        topic: topic.clone(),
+        codec: "lz4",
+    }];
+    produce_real(&a_addr, &repo().join("testdata/gen/scripts/txn.txt"), runs).await;
+    wait_stable(&a, &topic).await;
+    let view = source_view(&a_addr, &topic);
+    let records = &view[&0];
+    let (group, done) = (format!("{prefix}-billing"), format!("{prefix}-done"));
+    clients(&["take", &a_addr, &group, &topic, "0=5"]);
+    clients(&["take", &a_addr, &done, &topic, "0=3"]);
+
+    let ferry_run = Ferry::start(&config, dir.join("ferry.log"));
+    wait_target(&b, &target, &view, &ferry_run).await;
+    ferry_run.stop();
+    // Failover: both groups move to the target and read on there, `group`
+    // up to just before an aborted transaction, `done` to the end.
+    for g in [&group, &done] {
+        ferry(&["offsets", "sync", "--group", g], &config);
+    }
+    let n = before_gap(records);
+    let read = clients(&["take", &b_addr, &group, &target, &format!("0={}", n - 5)]);
+    assert_eq!(
+        read.first().map(|r| r.offset),
+        Some(5),
+        "{group} on the target"
+    );
+    clients(&["consume", &b_addr, &done, &target, "all"]);
+
+    // Failback.
+    for g in [&group, &done] {
+        let out = ferry(&["offsets", "sync", "--reverse", "--group", g], &config);
+        println!("{}", out.trim());
+    }
+    let on_source = committed(&a, &group).await[&0];
+    assert_eq!(
+        on_source, records[n].offset,
+        "{group}: back on the source at the next committed record"
+    );
+    let resumed = clients(&["consume", &a_addr, &group, &topic, "all"]);
+    assert_eq!(
+        resumed,
+        records[n..],
+        "{group}: read on the source after failback"
+    );
+    let end = records.last().unwrap().offset + 1;
+    assert_eq!(committed(&a, &done).await[&0], end, "{done}");
+    let resumed = clients(&["consume", &a_addr, &done, &topic, "all"]);
+    assert!(resumed.is_empty(), "{done} read again: {resumed:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

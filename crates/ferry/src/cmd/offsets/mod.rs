@@ -29,7 +29,8 @@ enum Command {
     /// (--group, optionally --topic).
     Translate(TranslateArgs),
     /// Sync one consumer group's committed offsets to the target now (for a
-    /// planned cut-over: stop the consumers, sync, start them on the target).
+    /// planned cut-over: stop the consumers, sync, start them on the target),
+    /// or with --reverse back to the source (failback).
     Sync(SyncArgs),
 }
 
@@ -44,6 +45,11 @@ struct SyncArgs {
     /// The consumer group.
     #[arg(long)]
     group: String,
+    /// Sync the other way, for failback: the group's offsets on the flow's
+    /// target (for the topics it mirrored there), translated back and
+    /// committed on the flow's source.
+    #[arg(long)]
+    reverse: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +114,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     match &args.command {
         Command::Translate(a) => runtime.block_on(translate(&config, flow, a)),
+        Command::Sync(a) if a.reverse => runtime.block_on(sync_back(&config, flow, &a.group)),
         Command::Sync(a) => runtime.block_on(sync(&config, flow, &a.group)),
     }
 }
@@ -132,16 +139,57 @@ async fn sync(config: &Config, flow: &FlowConfig, group: &str) -> Result<ExitCod
     let outcome =
         ferry_engine::groups::sync_group(&flow.name, group, (&source, &target), translate, now)
             .await?;
+    Ok(report(group, outcome, "target"))
+}
+
+/// `sync --reverse`: the group's commits on the flow's target, for the
+/// topics the flow mirrored there, translated back (the exact map read the
+/// other way) and committed on the flow's source. For failback: the group
+/// then reads on at the source exactly the records it has not read on the
+/// target. Never moves the source group backwards; refuses a group with
+/// active members on the source.
+async fn sync_back(config: &Config, flow: &FlowConfig, group: &str) -> Result<ExitCode> {
+    let source = super::connect(config, &flow.source).await?;
+    let target = super::connect(config, &flow.target).await?;
+    let policy = policy(config, flow)?;
+    let maps = load_maps(flow, &target).await?;
+    // Target topic -> source topic, for every source topic the map knows.
+    let back: HashMap<String, String> = maps
+        .keys()
+        .filter_map(|tp| {
+            let mirrored = policy.map(&tp.topic).ok()?;
+            Some((mirrored, tp.topic.to_string()))
+        })
+        .collect();
+    let translate = |tp: &TopicPartition, offset: i64| {
+        let source_tp = TopicPartition::new(back.get(tp.topic.as_ref())?.as_str(), tp.partition);
+        let translated = maps.get(&source_tp)?.map.translate_back(offset)?;
+        Some((source_tp, translated))
+    };
+    let outcome = ferry_engine::groups::commit_translated(
+        group,
+        (&target, "target"),
+        (&source, "source"),
+        translate,
+    )
+    .await?;
+    Ok(report(group, outcome, "source"))
+}
+
+/// Prints what a sync did; exit status 1 when the group was active there.
+fn report(group: &str, outcome: GroupOutcome, synced_to: &str) -> ExitCode {
     match outcome {
         GroupOutcome::Active { members } => {
-            println!("group {group:?} has {members} active member(s) on the target: not synced");
-            Ok(ExitCode::FAILURE)
+            println!(
+                "group {group:?} has {members} active member(s) on the {synced_to}: not synced"
+            );
+            ExitCode::FAILURE
         }
         GroupOutcome::Synced(commits) if commits.is_empty() => {
             println!(
-                "group {group:?}: nothing to sync (not mirrored, or the target is already there)"
+                "group {group:?}: nothing to sync (not mirrored, or the {synced_to} is already there)"
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         GroupOutcome::Synced(commits) => {
             for c in commits {
@@ -150,7 +198,7 @@ async fn sync(config: &Config, flow: &FlowConfig, group: &str) -> Result<ExitCod
                     c.source, c.source_offset, c.target, c.target_offset
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
     }
 }
