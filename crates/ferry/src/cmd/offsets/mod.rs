@@ -128,10 +128,25 @@ async fn sync(config: &Config, flow: &FlowConfig, group: &str) -> Result<ExitCod
         .await
         .with_context(|| format!("cluster {}: reading {OFFSET_MAP_TOPIC}", flow.target))?;
     ferry_engine::groups::ensure_topic(&target).await?;
+    let mirrored: Vec<TopicPartition> = maps
+        .keys()
+        .filter_map(|tp| {
+            Some(TopicPartition::new(
+                policy.map(&tp.topic).ok()?,
+                tp.partition,
+            ))
+        })
+        .collect();
+    let starts = group::log_starts(&target, &mirrored).await;
     let translate = |tp: &TopicPartition, offset: i64| {
-        let target_topic = policy.map(&tp.topic).ok()?;
+        let target_tp = TopicPartition::new(policy.map(&tp.topic).ok()?, tp.partition);
         let translated = maps.get(tp)?.map.translate(offset)?;
-        Some((TopicPartition::new(target_topic, tp.partition), translated))
+        // Never below the log start: deleted records cannot be read, and
+        // an offset out of range leaves the consumer to auto.offset.reset.
+        let translated = starts
+            .get(&target_tp)
+            .map_or(translated, |s| translated.max(*s));
+        Some((target_tp, translated))
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
