@@ -49,7 +49,8 @@ pub struct GroupOffsetValue {
     pub time_ms: i64,
 }
 
-/// One offset to commit on the target.
+/// One offset to commit: `source` is where it was read (the flow's target
+/// when syncing back).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupCommit {
     pub source: TopicPartition,
@@ -132,46 +133,14 @@ pub async fn sync_group(
     translate: impl Fn(&TopicPartition, i64) -> Option<(TopicPartition, i64)>,
     time_ms: i64,
 ) -> Result<GroupOutcome, GroupSyncError> {
-    let err = |cluster: &'static str| {
-        let group = group.to_owned();
-        move |source: ClientError| GroupSyncError::Client {
-            group: group.clone(),
-            cluster,
-            source,
-        }
+    let outcome =
+        commit_translated(group, (source, "source"), (target, "target"), translate).await?;
+    let GroupOutcome::Synced(commits) = &outcome else {
+        return Ok(outcome);
     };
-    let described = target.describe_group(group).await.map_err(err("target"))?;
-    if described.members > 0 {
-        return Ok(GroupOutcome::Active {
-            members: described.members,
-        });
-    }
-    let committed: Vec<(TopicPartition, i64)> = source
-        .fetch_group_offsets(group)
-        .await
-        .map_err(err("source"))?
-        .into_iter()
-        .map(|(tp, offset, _)| (tp, offset))
-        .collect();
-    let on_target: HashMap<TopicPartition, i64> = target
-        .fetch_group_offsets(group)
-        .await
-        .map_err(err("target"))?
-        .into_iter()
-        .map(|(tp, offset, _)| (tp, offset))
-        .collect();
-    let commits = plan_group(&committed, translate, &on_target);
     if commits.is_empty() {
-        return Ok(GroupOutcome::Synced(commits));
+        return Ok(outcome);
     }
-    let offsets: Vec<(TopicPartition, i64)> = commits
-        .iter()
-        .map(|c| (c.target.clone(), c.target_offset))
-        .collect();
-    target
-        .commit_group_offsets(group, &offsets)
-        .await
-        .map_err(err("target"))?;
     let records: Vec<(GroupOffsetKey, Option<GroupOffsetValue>)> = commits
         .iter()
         .map(|c| {
@@ -193,6 +162,58 @@ pub async fn sync_group(
         .collect();
     let batches = compacted::encode(GROUP_OFFSETS_TOPIC, &records, time_ms)?;
     compacted::write(target, GROUP_OFFSETS_TOPIC, batches).await?;
+    Ok(outcome)
+}
+
+/// Reads `group`'s committed offsets on `from`, plans with `translate` and
+/// commits on `to` (each named "source" or "target" in errors), unless the
+/// group has active members on `to`. Used both ways: source → target
+/// ([`sync_group`]) and, at failback, target → source.
+pub async fn commit_translated(
+    group: &str,
+    (from, from_name): (&Client, &'static str),
+    (to, to_name): (&Client, &'static str),
+    translate: impl Fn(&TopicPartition, i64) -> Option<(TopicPartition, i64)>,
+) -> Result<GroupOutcome, GroupSyncError> {
+    let err = |cluster: &'static str| {
+        let group = group.to_owned();
+        move |source: ClientError| GroupSyncError::Client {
+            group: group.clone(),
+            cluster,
+            source,
+        }
+    };
+    let described = to.describe_group(group).await.map_err(err(to_name))?;
+    if described.members > 0 {
+        return Ok(GroupOutcome::Active {
+            members: described.members,
+        });
+    }
+    let committed: Vec<(TopicPartition, i64)> = from
+        .fetch_group_offsets(group)
+        .await
+        .map_err(err(from_name))?
+        .into_iter()
+        .map(|(tp, offset, _)| (tp, offset))
+        .collect();
+    let on_target: HashMap<TopicPartition, i64> = to
+        .fetch_group_offsets(group)
+        .await
+        .map_err(err(to_name))?
+        .into_iter()
+        .map(|(tp, offset, _)| (tp, offset))
+        .collect();
+    let commits = plan_group(&committed, translate, &on_target);
+    if commits.is_empty() {
+        return Ok(GroupOutcome::Synced(commits));
+    }
+    let offsets: Vec<(TopicPartition, i64)> = commits
+        .iter()
+        .map(|c| (c.target.clone(), c.target_offset))
+        .collect();
+    to.commit_group_offsets(group, &offsets)
+        .await
+        .map_err(err(to_name))?;
     Ok(GroupOutcome::Synced(commits))
 }
 

@@ -135,6 +135,32 @@ impl OffsetMap {
         self.runs.values().next().map(|run| run.target)
     }
 
+    /// The other way round (failback): for a consumer whose next target
+    /// offset is `target`, the source offset it continues at, so that it
+    /// reads on the source exactly the records it has not read on the
+    /// target.
+    ///
+    /// Inside a run: exact. Between runs or past the last one: the next
+    /// run's first source offset, or the source offset after the last run
+    /// (what lies between was never mirrored: aborted, compacted away or
+    /// markers). In an anchor's stretch (not known exactly): the anchor's
+    /// source offset, so records are re-read, never skipped. Before every
+    /// run: the first run's source. `None` for an empty map.
+    pub fn translate_back(&self, target: i64) -> Option<i64> {
+        // Runs ascend on both sides: the last one starting at or before
+        // `target` holds it or ends before it.
+        let Some(run) = self.runs.values().rev().find(|r| r.target <= target) else {
+            return self.runs.values().next().map(|run| run.source);
+        };
+        if target < run.target_end() {
+            return Some(run.source + (target - run.target));
+        }
+        if run.len == 0 {
+            return Some(run.source);
+        }
+        Some(run.source_end())
+    }
+
     /// Records `run` (an anchor if its length is 0) as the authoritative
     /// map from its source offset on: whatever it overlaps is dropped first
     /// (a longer version of the last run, or runs persisted ahead of a
@@ -320,6 +346,33 @@ mod tests {
             .is_err(),
             "target going back"
         );
+    }
+
+    #[test]
+    fn target_offsets_translate_back_to_the_next_unread_source_record() {
+        let mut m = OffsetMap::new();
+        assert_eq!(m.translate_back(0), None);
+        m.record(3, 0, 5).unwrap(); // source 3..8 -> target 0..5
+        m.record(12, 5, 3).unwrap(); // 8..12 aborted + marker; 12..15 -> 5..8
+        m.record_anchor(15, 8).unwrap(); // 15..20 somewhere in 8..10
+        m.record(20, 10, 2).unwrap();
+        assert_eq!(m.translate_back(0), Some(3));
+        assert_eq!(m.translate_back(4), Some(7));
+        assert_eq!(m.translate_back(5), Some(12), "past the gap: next record");
+        assert_eq!(m.translate_back(7), Some(14));
+        assert_eq!(m.translate_back(8), Some(15), "anchor: re-read");
+        assert_eq!(m.translate_back(9), Some(15));
+        assert_eq!(m.translate_back(10), Some(20));
+        assert_eq!(m.translate_back(12), Some(22), "the end");
+        assert_eq!(m.translate_back(30), Some(22));
+        // Every target offset inside a run round-trips.
+        for t in (0..8).chain(10..12) {
+            assert_eq!(m.translate(m.translate_back(t).unwrap()), Some(t));
+        }
+        // A map that starts later on the target (records before it are not ferry's).
+        let mut m = OffsetMap::new();
+        m.record(0, 40, 10).unwrap();
+        assert_eq!(m.translate_back(5), Some(0));
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct RunJournal {
     /// their last run), so those the target's retention has passed can be
     /// deleted.
     stored: Vec<(i64, i64)>,
+    /// The target partition's log start, as last seen (a recreated target
+    /// topic starts at 0 again).
+    target_start: i64,
 }
 
 /// Chunks to write for one partition: (first source offset, runs).
@@ -89,6 +92,7 @@ impl RunJournal {
             chunks: Vec::new(),
             known,
             stored,
+            target_start: 0,
         }
     }
 
@@ -96,6 +100,7 @@ impl RunJournal {
     /// partition's log start: nothing there can be consumed any more) and
     /// returns the stored chunks to delete from the topic.
     pub fn expire_below(&mut self, target_start: i64) -> Vec<i64> {
+        self.target_start = target_start;
         self.known.truncate_below_target(target_start);
         let open = self.chunks.last().map(|c| c.from);
         let mut expired = Vec::new();
@@ -107,6 +112,17 @@ impl RunJournal {
             !gone
         });
         expired
+    }
+
+    /// Where a consumer that would read source offset `source` next
+    /// continues on the target ([`OffsetMap::translate`]), but never below
+    /// the target's log start: records deleted there cannot be read, and
+    /// an offset below it would leave the consumer to its
+    /// `auto.offset.reset` (possibly "latest", skipping everything).
+    pub fn translate(&self, source: i64) -> Option<i64> {
+        self.known
+            .translate(source)
+            .map(|t| t.max(self.target_start))
     }
 
     /// The partition's whole map as known now.
@@ -424,6 +440,22 @@ mod tests {
             Some(100),
             "below the log start: where it starts"
         );
+    }
+
+    #[test]
+    fn translations_for_group_sync_never_fall_below_the_target_log_start() {
+        let mut known = OffsetMap::new();
+        known.record(0, 0, 100).unwrap();
+        let mut journal = RunJournal::with_map(known, vec![(0, 100)]);
+        assert_eq!(journal.translate(5), Some(5));
+        assert!(
+            journal.expire_below(20).is_empty(),
+            "the chunk still has 20..100"
+        );
+        assert_eq!(journal.map().translate(5), Some(5), "where it was");
+        assert_eq!(journal.translate(5), Some(20), "where a consumer can read");
+        assert_eq!(journal.translate(30), Some(30), "still there: exact");
+        assert_eq!(journal.translate(500), Some(100), "the end");
     }
 
     #[test]

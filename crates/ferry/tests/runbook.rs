@@ -14,9 +14,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Ferry, brokers, client, create, unique};
+use ferry_client::OffsetSpec;
 use group_clients::{
-    GROUP_COMMAND, Received, TOPIC_COMMAND, VERIFIABLE_PRODUCER, clients, console_consume, ferry,
-    ferry_output, free_port, group_lag, kafka_tool, status,
+    Received, TOPIC_COMMAND, VERIFIABLE_PRODUCER, clients, console_consume, ferry, ferry_output,
+    free_port, group_lag, kafka_tool, status,
 };
 
 const PARTITIONS: i32 = 3;
@@ -285,21 +286,36 @@ async fn failover_and_failback_deliver_every_record_once() {
     println!("offsets sync (failback):\n{synced}");
     assert_group_moved(&b, topic, &a, &mirrored_on_east, group).await;
     // 5: the group's east offsets of <topic> still point where it left
-    // east; everything after was read on west: move them to the end.
-    kafka_tool(
-        GROUP_COMMAND,
+    // east; it read on in east.<topic> on west: translate that back.
+    let synced = ferry(
         &[
-            "--bootstrap-server",
-            &east,
+            "offsets",
+            "sync",
+            "--reverse",
+            "--flow",
+            &names.east_to_west,
             "--group",
             group,
-            "--topic",
-            topic,
-            "--reset-offsets",
-            "--to-latest",
-            "--execute",
         ],
+        &failback_toml,
     );
+    println!("offsets sync --reverse (failback):\n{synced}");
+    let ends = a
+        .list_offsets(
+            topic,
+            &(0..PARTITIONS).collect::<Vec<_>>(),
+            OffsetSpec::Latest,
+        )
+        .await
+        .unwrap();
+    let back = a.fetch_group_offsets(group).await.unwrap();
+    for (p, end) in ends {
+        let at = back
+            .iter()
+            .find(|(tp, _, _)| tp.topic.as_ref() == topic && tp.partition == p)
+            .map(|(_, o, _)| *o);
+        assert_eq!(at, Some(end), "{topic}-{p} on east after sync --reverse");
+    }
     // 6: the consumers on east read <topic> and west.<topic>; here Kafka's
     // Java console consumer, which commits what it printed when it exits.
     let include = format!("{topic}|west\\.{topic}");

@@ -207,7 +207,7 @@ impl GroupSyncTask {
             for group in groups {
                 let translate = |tp: &TopicPartition, offset: i64| {
                     let target_topic = lock(&self.positions).get(tp).map(|(t, _)| t.clone())?;
-                    let translated = lock(&self.journals).get(tp)?.map().translate(offset)?;
+                    let translated = lock(&self.journals).get(tp)?.translate(offset)?;
                     Some((TopicPartition::new(target_topic, tp.partition), translated))
                 };
                 let outcome = crate::groups::sync_group(

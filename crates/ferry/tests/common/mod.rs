@@ -18,6 +18,8 @@ use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
 use ferry_wire::record::{Header, Record};
 
+pub mod producers;
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), now_ms() % 1_000_000)
 }
@@ -65,6 +67,12 @@ pub async fn try_read_all(c: &Client, topic: &str, partition: i32) -> Option<Vec
 }
 
 pub async fn read_all(c: &Client, topic: &str, partition: i32) -> Vec<RecordBatch> {
+    read_from(c, topic, partition, 0).await
+}
+
+/// The batches of a partition from offset `from` (e.g. its log start after
+/// records were deleted) to its end.
+pub async fn read_from(c: &Client, topic: &str, partition: i32, from: i64) -> Vec<RecordBatch> {
     let end = c
         .list_offsets(topic, &[partition], OffsetSpec::Latest)
         .await
@@ -75,7 +83,7 @@ pub async fn read_all(c: &Client, topic: &str, partition: i32) -> Vec<RecordBatc
         ..FetchOptions::default()
     };
     let mut out = Vec::new();
-    let mut offset = 0;
+    let mut offset = from;
     while offset < end {
         let fetched = c
             .fetch_raw(topic, partition, offset, &options)

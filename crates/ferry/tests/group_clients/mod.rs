@@ -1,5 +1,5 @@
 //! Real clients for the consumer-group tests (tests/runbook.rs,
-//! tests/groups_vs_mm2.rs): librdkafka producers and group members
+//! tests/groups_vs_mm2.rs, tests/group_cases.rs): librdkafka producers and group members
 //! (tests/scripts/group_consumer.py), Kafka's own Java tools through the
 //! harness, and the `ferry` binary.
 
@@ -103,6 +103,52 @@ pub fn console_consume(bootstrap: &str, group: &str, include: &str) -> Vec<Strin
     .lines()
     .map(str::to_owned)
     .collect()
+}
+
+/// `kafka-console-consumer.sh --group G --topic T --max-messages N`
+/// (read_committed): the N records it printed, in the order it printed
+/// them. It starts at the group's committed offsets (earliest without) and
+/// on close commits the position after exactly what it printed.
+pub fn console_take(bootstrap: &str, group: &str, topic: &str, count: usize) -> Vec<Received> {
+    let out = kafka_tool(
+        CONSOLE_CONSUMER,
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--group",
+            group,
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--max-messages",
+            &count.to_string(),
+            "--timeout-ms",
+            "20000",
+            "--isolation-level",
+            "read_committed",
+            "--formatter-property",
+            "print.partition=true",
+            "--formatter-property",
+            "print.offset=true",
+        ],
+    );
+    // "Partition:P<TAB>Offset:O<TAB>value"
+    let got: Vec<Received> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(3, '\t').collect();
+            let partition = f.first()?.strip_prefix("Partition:")?.parse().ok()?;
+            let offset = f.get(1)?.strip_prefix("Offset:")?.parse().ok()?;
+            Some(Received {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+                value: (*f.get(2)?).to_owned(),
+            })
+        })
+        .collect();
+    assert_eq!(got.len(), count, "console consumer printed:\n{out}");
+    got
 }
 
 /// `kafka-consumer-groups.sh --describe`: (topic, partition) -> lag.

@@ -2,7 +2,8 @@
 tests/groups_vs_mm2.rs, with confluent_kafka (librdkafka).
 
 Every record a consumer hands to the application is printed as one line
-"topic<TAB>partition<TAB>offset<TAB>value", so a test can count what a
+"topic<TAB>partition<TAB>offset<TAB>value" (binary values in hex, see
+text()), so a test can count what a
 group really received on each cluster.
 
 produce BOOTSTRAP TOPIC PARTITIONS PER_PARTITION PREFIX CODEC
@@ -49,12 +50,25 @@ def committed(c, tps):
             time.sleep(0.5)
 
 
+def text(value):
+    """A value as one field: UTF-8 as it is; binary, or with tabs or line
+    breaks, as "x" and its hex digits (transactional test data is binary)."""
+    if value is None:
+        return ""
+    try:
+        s = value.decode()
+    except UnicodeDecodeError:
+        s = None
+    if s is None or any(c in s for c in "\t\r\n"):
+        return "x" + value.hex()
+    return s
+
+
 def emit(msgs):
     for m in msgs:
         if m.error():
             raise SystemExit(f"consume error: {m.error()}")
-        value = m.value().decode() if m.value() is not None else ""
-        print(f"{m.topic()}\t{m.partition()}\t{m.offset()}\t{value}")
+        print(f"{m.topic()}\t{m.partition()}\t{m.offset()}\t{text(m.value())}")
 
 
 def commit(c, msgs):
