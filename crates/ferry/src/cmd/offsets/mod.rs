@@ -65,7 +65,8 @@ struct TranslateArgs {
     #[arg(long)]
     topic: Option<String>,
     /// The source partition (with --offset).
-    #[arg(long, default_value_t = 0, conflicts_with = "group")]
+    #[arg(long, default_value_t = 0, conflicts_with = "group",
+          value_parser = clap::value_parser!(i32).range(0..))]
     partition: i32,
     /// A source offset, or a range `A..B` (B excluded).
     #[arg(long, value_parser = parse_offsets, requires = "topic")]
@@ -94,7 +95,13 @@ fn parse_offsets(s: &str) -> Result<(i64, i64), String> {
             }
             Ok((a, b))
         }
-        None => number(s).map(|n| (n, n + 1)),
+        None => {
+            let n = number(s)?;
+            let end = n
+                .checked_add(1)
+                .ok_or_else(|| format!("{s} is past the largest offset"))?;
+            Ok((n, end))
+        }
     }
 }
 
@@ -283,6 +290,7 @@ mod tests {
         assert!(parse_offsets("-1").is_err());
         assert!(parse_offsets("6..3").is_err());
         assert!(parse_offsets("x").is_err());
+        assert!(parse_offsets("9223372036854775807").is_err());
     }
 
     #[derive(Debug, clap::Parser)]
