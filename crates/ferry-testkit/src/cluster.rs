@@ -105,6 +105,22 @@ impl OwnCluster {
     }
 }
 
+/// Starts `{name}-src` and `{name}-dst` side by side, each behind a proxy
+/// of its own: (source proxy, target proxy, source, target).
+pub fn proxied_pair(name: &str) -> (FaultProxy, FaultProxy, OwnCluster, OwnCluster) {
+    let start = || FaultProxy::start().expect("a fault proxy on loopback");
+    let (src_proxy, dst_proxy) = (start(), start());
+    let (src, dst) = std::thread::scope(|s| {
+        let src = s.spawn(|| OwnCluster::behind(&format!("{name}-src"), &src_proxy));
+        let dst = s.spawn(|| OwnCluster::behind(&format!("{name}-dst"), &dst_proxy));
+        (
+            src.join().expect("source cluster"),
+            dst.join().expect("target cluster"),
+        )
+    });
+    (src_proxy, dst_proxy, src, dst)
+}
+
 impl Drop for OwnCluster {
     fn drop(&mut self) {
         let _ = Command::new("python3")

@@ -23,7 +23,7 @@ use common::{
     Background, Ferry, brokers, client, compare, create, produce, unique, wait_caught_up,
     write_config,
 };
-use ferry_testkit::cluster::OwnCluster;
+use ferry_testkit::cluster::proxied_pair;
 use ferry_testkit::proxy::{FaultProxy, Mangle};
 
 const PARTITIONS: i32 = 2;
@@ -67,12 +67,7 @@ async fn bad_responses_drop_the_connection_with_a_warning_and_lose_nothing() {
     if brokers().is_none() {
         return;
     }
-    let (src_proxy, dst_proxy) = (FaultProxy::start().unwrap(), FaultProxy::start().unwrap());
-    let (src, dst) = std::thread::scope(|s| {
-        let src = s.spawn(|| OwnCluster::behind("badframes-src", &src_proxy));
-        let dst = s.spawn(|| OwnCluster::behind("badframes-dst", &dst_proxy));
-        (src.join().unwrap(), dst.join().unwrap())
-    });
+    let (src_proxy, dst_proxy, src, dst) = proxied_pair("badframes");
     let (a, b) = (client(&src.bootstrap).await, client(&dst.bootstrap).await);
     let dir = std::env::temp_dir().join(unique("ferry-fault-badframes"));
     std::fs::create_dir_all(&dir).unwrap();

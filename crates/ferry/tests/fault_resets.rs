@@ -18,8 +18,7 @@ use common::{
     Background, Ferry, brokers, client, compare, create, end_offsets, produce, unique,
     wait_caught_up, write_config,
 };
-use ferry_testkit::cluster::OwnCluster;
-use ferry_testkit::proxy::FaultProxy;
+use ferry_testkit::cluster::proxied_pair;
 
 const PARTITIONS: i32 = 4;
 
@@ -36,12 +35,7 @@ async fn random_connection_resets_lose_and_duplicate_nothing() {
     if brokers().is_none() {
         return;
     }
-    let (src_proxy, dst_proxy) = (FaultProxy::start().unwrap(), FaultProxy::start().unwrap());
-    let (src, dst) = std::thread::scope(|s| {
-        let src = s.spawn(|| OwnCluster::behind("resets-src", &src_proxy));
-        let dst = s.spawn(|| OwnCluster::behind("resets-dst", &dst_proxy));
-        (src.join().unwrap(), dst.join().unwrap())
-    });
+    let (src_proxy, dst_proxy, src, dst) = proxied_pair("resets");
     let (a, b) = (client(&src.bootstrap).await, client(&dst.bootstrap).await);
     let dir = std::env::temp_dir().join(unique("ferry-fault-resets"));
     std::fs::create_dir_all(&dir).unwrap();

@@ -16,8 +16,7 @@ use common::{
     Ferry, brokers, client, compare, create, end_offsets, produce, produce_noise, rss, unique,
     wait_caught_up,
 };
-use ferry_testkit::cluster::OwnCluster;
-use ferry_testkit::proxy::FaultProxy;
+use ferry_testkit::cluster::proxied_pair;
 
 const MIB: usize = 1 << 20;
 const PARTITIONS: i32 = 4;
@@ -35,12 +34,7 @@ async fn a_slow_target_link_and_a_distant_source_lose_nothing_within_the_budget(
     if brokers().is_none() {
         return;
     }
-    let (src_proxy, dst_proxy) = (FaultProxy::start().unwrap(), FaultProxy::start().unwrap());
-    let (src, dst) = std::thread::scope(|s| {
-        let src = s.spawn(|| OwnCluster::behind("throttle-src", &src_proxy));
-        let dst = s.spawn(|| OwnCluster::behind("throttle-dst", &dst_proxy));
-        (src.join().unwrap(), dst.join().unwrap())
-    });
+    let (src_proxy, dst_proxy, src, dst) = proxied_pair("throttle");
     let (a, b) = (client(&src.bootstrap).await, client(&dst.bootstrap).await);
     let dir = std::env::temp_dir().join(unique("ferry-fault-throttle"));
     std::fs::create_dir_all(&dir).unwrap();
