@@ -1,5 +1,6 @@
 //! The `ferry` command line.
 
+mod alloc;
 mod cmd;
 mod http;
 
@@ -43,6 +44,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc::return_large_buffers_to_the_os();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
