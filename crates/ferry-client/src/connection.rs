@@ -19,7 +19,7 @@
 //! writer task re-authenticates before the session ends: it stops writing
 //! other requests, runs the SASL exchange on the same socket, and goes on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -143,12 +143,12 @@ struct Reauth {
 
 #[derive(Debug, Default)]
 struct State {
-    pending: HashMap<i32, oneshot::Sender<Result<Bytes>>>,
-    /// Correlation ids in the order their requests were written: Kafka
+    /// Waiters by correlation id, in the order their requests were written
+    /// (the writer task registers each just before writing it): Kafka
     /// answers a connection's requests in that order, so a response for any
     /// other id than the first (even one another request waits for) means
     /// the stream cannot be trusted.
-    order: VecDeque<i32>,
+    pending: VecDeque<(i32, oneshot::Sender<Result<Bytes>>)>,
     poisoned: Option<ClientError>,
     next_correlation_id: i32,
 }
@@ -170,20 +170,23 @@ impl Shared {
         }
         let mut id = st.next_correlation_id;
         // Ids wrap after 2^32 requests; skip any still in use.
-        while st.pending.contains_key(&id) {
+        while st.pending.iter().any(|(used, _)| *used == id) {
             id = id.wrapping_add(1);
         }
         st.next_correlation_id = id.wrapping_add(1);
-        st.pending.insert(id, reply);
-        st.order.push_back(id);
+        st.pending.push_back((id, reply));
         Some(id)
     }
 
     /// Withdraws a registered request that was never written.
     fn unregister(&self, correlation_id: i32) -> Option<oneshot::Sender<Result<Bytes>>> {
         let mut st = lock(&self.state);
-        st.order.retain(|id| *id != correlation_id);
-        st.pending.remove(&correlation_id)
+        // The newest, in practice: it was registered just before.
+        let at = st
+            .pending
+            .iter()
+            .rposition(|(id, _)| *id == correlation_id)?;
+        st.pending.remove(at).map(|(_, waiter)| waiter)
     }
 
     /// The waiter for the response with `correlation_id`, which must be the
@@ -193,12 +196,12 @@ impl Shared {
         correlation_id: i32,
     ) -> std::result::Result<oneshot::Sender<Result<Bytes>>, Option<i32>> {
         let mut st = lock(&self.state);
-        let expected = st.order.front().copied();
-        if expected != Some(correlation_id) {
-            return Err(expected);
+        match st.pending.front() {
+            Some((id, _)) if *id == correlation_id => {
+                st.pending.pop_front().map(|(_, waiter)| waiter).ok_or(None)
+            }
+            front => Err(front.map(|(id, _)| *id)),
         }
-        st.order.pop_front();
-        st.pending.remove(&correlation_id).ok_or(expected)
     }
 
     fn poisoned(&self) -> Option<ClientError> {
@@ -214,7 +217,6 @@ impl Shared {
                 return;
             }
             st.poisoned = Some(err.clone());
-            st.order.clear();
             std::mem::take(&mut st.pending)
         };
         if err.is_protocol_violation() {

@@ -262,9 +262,10 @@ impl IdempotentProducer {
     /// payload is not copied).
     ///
     /// Waits while the partition already has twice
-    /// `max_in_flight_per_partition` batches queued or in flight. Sequences follow the order in which
-    /// `send` calls for a partition *return*: send to one partition from one
-    /// task, awaiting each call, for a defined order. Cancelling a waiting
+    /// `max_in_flight_per_partition` batches queued or in flight. Sequences
+    /// follow the order in which `send` calls for a partition *return*: send
+    /// to one partition from one task, awaiting each call, for a defined
+    /// order. Cancelling a waiting
     /// `send` queues nothing.
     ///
     /// Fails at once if the partition stopped after an earlier failure, if

@@ -16,10 +16,11 @@
 //!   from the oldest unresolved one. More may wait queued behind them (so a
 //!   partition has its next batch ready the moment a slot frees), but the
 //!   broker remembers only a producer's last five batches per partition: a
-//!   retry of a batch older than that would be written twice. Until the broker has acknowledged one batch
-//!   under the partition's current producer epoch, only one is in flight: a
-//!   broker with no state for an epoch accepts *any* sequence, so a later
-//!   batch could otherwise be written before an earlier one that failed.
+//!   retry of a batch older than that would be written twice. Until the
+//!   broker has acknowledged one batch under the partition's current
+//!   producer epoch, only one is in flight: a broker with no state for an
+//!   epoch accepts *any* sequence, so a later batch could otherwise be
+//!   written before an earlier one that failed.
 //! - After any failure nothing more is sent until every in-flight batch is
 //!   answered; then all unresolved batches are resent in order after a
 //!   backoff, with the same sequences (the broker drops the ones it already
