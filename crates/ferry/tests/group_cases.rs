@@ -74,6 +74,26 @@ fn source_view(addr: &str, topic: &str) -> BTreeMap<i32, Vec<Received>> {
     by_partition(clients(&["drain", addr, &group, topic]))
 }
 
+/// A one-partition `topic` written by Java's transactional producer
+/// (testdata/gen's txn script: commits, aborts, markers) in `codec`, once
+/// every transaction is resolved; its read_committed view.
+async fn java_transactions(
+    a: &Client,
+    a_addr: &str,
+    topic: &str,
+    codec: &'static str,
+) -> BTreeMap<i32, Vec<Received>> {
+    create(a, topic, 1).await;
+    let runs = vec![Produce {
+        client: "java",
+        topic: topic.to_owned(),
+        codec,
+    }];
+    produce_real(a_addr, &repo().join("testdata/gen/scripts/txn.txt"), runs).await;
+    wait_stable(a, topic).await;
+    source_view(a_addr, topic)
+}
+
 /// Every record of the partition by offset (raw read, control batches left out).
 fn contents(batches: &[RecordBatch]) -> BTreeMap<i64, Content> {
     batches
@@ -348,15 +368,7 @@ async fn read_committed_group_continues_exactly_after_aborted_transactions() {
     let (a, b) = (client(&a_addr).await, client(&b_addr).await);
     let (dir, prefix, config) = setup(&a_addr, &b_addr, "txn", NO_GROUPS);
     let topic = format!("{prefix}-txn");
-    create(&a, &topic, 1).await;
-    let runs = vec![Produce {
-        client: "java",
-        topic: topic.clone(),
-        codec: "lz4",
-    }];
-    produce_real(&a_addr, &repo().join("testdata/gen/scripts/txn.txt"), runs).await;
-    wait_stable(&a, &topic).await;
-    let view = source_view(&a_addr, &topic);
+    let view = java_transactions(&a, &a_addr, &topic, "lz4").await;
     let n = before_gap(&view[&0]);
     let group = format!("{prefix}-rdk");
     let read = clients(&["take", &a_addr, &group, &topic, &format!("0={n}")]);
@@ -447,15 +459,7 @@ async fn translation_after_restart_and_target_retention() {
     let (dir, prefix, config) = setup(&a_addr, &b_addr, "retention", NO_GROUPS);
     let topic = format!("{prefix}-txn");
     let target = target_of(&topic);
-    create(&a, &topic, 1).await;
-    let runs = vec![Produce {
-        client: "java",
-        topic: topic.clone(),
-        codec: "none",
-    }];
-    produce_real(&a_addr, &repo().join("testdata/gen/scripts/txn.txt"), runs).await;
-    wait_stable(&a, &topic).await;
-    let view = source_view(&a_addr, &topic);
+    let view = java_transactions(&a, &a_addr, &topic, "none").await;
     let committed_at: Vec<i64> = view[&0].iter().map(|r| r.offset).collect();
     // Two groups: one whose target record will be gone, one still there.
     let (early, late) = (format!("{prefix}-early"), format!("{prefix}-late"));
@@ -582,15 +586,7 @@ async fn reverse_sync_returns_the_group_exactly_where_it_left_the_target() {
     let (dir, prefix, config) = setup(&a_addr, &b_addr, "back", NO_GROUPS);
     let topic = format!("{prefix}-txn");
     let target = target_of(&topic);
-    create(&a, &topic, 1).await;
-    let runs = vec![Produce {
-        client: "java",
-        topic: topic.clone(),
-        codec: "lz4",
-    }];
-    produce_real(&a_addr, &repo().join("testdata/gen/scripts/txn.txt"), runs).await;
-    wait_stable(&a, &topic).await;
-    let view = source_view(&a_addr, &topic);
+    let view = java_transactions(&a, &a_addr, &topic, "lz4").await;
     let records = &view[&0];
     let (group, done) = (format!("{prefix}-billing"), format!("{prefix}-done"));
     clients(&["take", &a_addr, &group, &topic, "0=5"]);
