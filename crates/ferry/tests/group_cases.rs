@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::producers::{Produce, produce_real, repo, script, wait_compacted, wait_stable};
-use common::{Content, Ferry, brokers, client, create, create_with, read_all, read_from, unique};
+use common::{
+    Content, Ferry, brokers, client, create, create_with, read_all, read_from, unique,
+    write_group_config,
+};
 use ferry_client::{Client, OffsetSpec};
 use ferry_wire::batch::RecordBatch;
 use ferry_wire::codec::Compression;
@@ -35,19 +38,14 @@ fn setup(a: &str, b: &str, name: &str, groups: &str) -> (PathBuf, String, PathBu
     let prefix = unique(&format!("grp3-{name}"));
     let dir = std::env::temp_dir().join(format!("ferry-{prefix}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[clusters.src]\nbootstrap_servers = [\"{a}\"]\n\
-             [clusters.dst]\nbootstrap_servers = [\"{b}\"]\n\
-             [[flows]]\nname = \"flow-{prefix}\"\nsource = \"src\"\ntarget = \"dst\"\n\
-             topics = [\"{prefix}-.*\"]\ndiscovery_interval = \"1s\"\n\
-             [flows.tuning]\ncheckpoint_interval = \"500ms\"\n\
-             [flows.groups]\ninclude = [\"{groups}\"]\ninterval = \"1s\"\n"
-        ),
-    )
-    .unwrap();
+    let config = write_group_config(
+        &dir,
+        a,
+        b,
+        &format!("flow-{prefix}"),
+        &format!("{prefix}-.*"),
+        groups,
+    );
     (dir, prefix, config)
 }
 

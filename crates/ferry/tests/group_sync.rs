@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Ferry, brokers, client, create, produce, read_all, records, unique, wait_mirrored};
+use common::{
+    Ferry, brokers, client, create, produce, read_all, records, unique, wait_mirrored,
+    write_group_config,
+};
 
 fn consumer_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -90,19 +93,7 @@ async fn committed_offsets_continue_exactly_on_the_target() {
     let committed = a.fetch_group_offsets(&group).await.unwrap();
     assert!(!committed.is_empty());
 
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[clusters.src]\nbootstrap_servers = [\"{a_addr}\"]\n\
-             [clusters.dst]\nbootstrap_servers = [\"{b_addr}\"]\n\
-             [[flows]]\nname = \"{topic}\"\nsource = \"src\"\ntarget = \"dst\"\n\
-             topics = [\"{topic}\"]\ndiscovery_interval = \"1s\"\n\
-             [flows.tuning]\ncheckpoint_interval = \"500ms\"\n\
-             [flows.groups]\ninclude = [\"{group}\"]\ninterval = \"1s\"\n"
-        ),
-    )
-    .unwrap();
+    let config = write_group_config(&dir, &a_addr, &b_addr, &topic, &topic, &group);
     let ferry = Ferry::start(&config, dir.join("ferry.log"));
     let target = format!("src.{topic}");
     wait_mirrored(&a, &b, &topic, &target, 2).await;

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Ferry, brokers, client, create, end_offsets, unique, wait_mirrored};
+use common::{
+    Ferry, brokers, client, create, end_offsets, unique, wait_mirrored, write_group_config,
+};
 use ferry_client::Client;
 use group_clients::{Received, TOPIC_COMMAND, clients, kafka_tool_output};
 
@@ -229,19 +231,7 @@ async fn ferry_redelivers_nothing_where_mm2_redelivers() {
     };
     let mut consumed: BTreeSet<String> = take(&ROUNDS[0]).into_iter().map(|r| r.value).collect();
 
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[clusters.src]\nbootstrap_servers = [\"{source}\"]\n\
-             [clusters.dst]\nbootstrap_servers = [\"{target}\"]\n\
-             [[flows]]\nname = \"{id}\"\nsource = \"src\"\ntarget = \"dst\"\n\
-             topics = [\"{topic}\"]\ndiscovery_interval = \"1s\"\n\
-             [flows.tuning]\ncheckpoint_interval = \"500ms\"\n\
-             [flows.groups]\ninclude = [\"{group}\"]\ninterval = \"1s\"\n"
-        ),
-    )
-    .unwrap();
+    let config = write_group_config(&dir, &source, &target, &id, &topic, &group);
     let ferry = Ferry::start(&config, dir.join("ferry.log"));
     let mm2 = Mm2::start(
         &dir,

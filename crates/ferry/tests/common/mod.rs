@@ -250,6 +250,25 @@ memory_budget = "64MiB"
     path
 }
 
+/// [`write_config`] whose flow also syncs the consumer groups matching
+/// `groups` (a regex) every second.
+pub fn write_group_config(
+    dir: &std::path::Path,
+    a: &str,
+    b: &str,
+    flow: &str,
+    pattern: &str,
+    groups: &str,
+) -> PathBuf {
+    let path = write_config(dir, a, b, flow, pattern);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "[flows.groups]\ninclude = [\"{groups}\"]\ninterval = \"1s\"\n"
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// `batches` batches of 50 records each, cycling through every codec, with
 /// keys, null values, headers (duplicate names) and current timestamps.
 pub async fn produce(c: &Client, topic: &str, partition: i32, batches: usize, seed: usize) {
