@@ -12,6 +12,9 @@ pub mod proxy;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod secure;
+pub mod wait;
+
+pub use wait::{eventually, eventually_blocking, eventually_every};
 
 const HOW: &str = "run scripts/test, or start brokers with \
     `python3 harness/kafka_harness.py start a` (and `start b`) and export \
