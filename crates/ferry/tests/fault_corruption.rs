@@ -13,6 +13,7 @@
 
 mod common;
 
+use ferry_testkit::eventually_every;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -49,15 +50,19 @@ async fn a_corrupt_source_batch_stops_its_partition_and_never_reaches_the_target
 
     // The partition stops, naming what and where.
     let tp = format!("{topic}-0");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let line = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.contains("partition stopped")) {
-            break l.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no partition stopped:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let line = eventually_every(
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        "a partition stopped",
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            match text.lines().find(|l| l.contains("partition stopped")) {
+                Some(l) => Ok(l.to_owned()),
+                None => Err(format!("log:\n{text}")),
+            }
+        },
+    )
+    .await;
     let stopped_after = started.elapsed();
     println!("after {:.2} s: {line}", stopped_after.as_secs_f64());
     assert_eq!(proxy.stats().corrupted, 1);
@@ -69,25 +74,26 @@ async fn a_corrupt_source_batch_stops_its_partition_and_never_reaches_the_target
     );
     // The other partition is mirrored in full.
     let _ = b.refresh_metadata(Some(&[target.as_str()])).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let want = records(&read_all(&a, &topic, 1).await);
-        let got = records(
-            &common::try_read_all(&b, &target, 1)
-                .await
-                .unwrap_or_default(),
-        );
-        if got == want {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "partition 1: {} of {}",
-            got.len(),
-            want.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let every = Duration::from_millis(100);
+    eventually_every(
+        Duration::from_secs(60),
+        every,
+        "partition 1 mirrored",
+        || async {
+            let want = records(&read_all(&a, &topic, 1).await);
+            let got = records(
+                &common::try_read_all(&b, &target, 1)
+                    .await
+                    .unwrap_or_default(),
+            );
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{} of {} records", got.len(), want.len()))
+            }
+        },
+    )
+    .await;
     // Wait past a checkpoint interval: nothing more arrives for partition 0.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let src0 = records(&read_all(&a, &topic, 0).await);

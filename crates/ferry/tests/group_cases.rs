@@ -18,9 +18,10 @@
 mod common;
 mod group_clients;
 
+use ferry_testkit::eventually;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::producers::{Produce, produce_real, repo, script, wait_compacted, wait_stable};
 use common::{
@@ -123,26 +124,28 @@ fn next_index(view: &[Received], offset: i64) -> usize {
 /// Waits until every target partition holds as many records as the source
 /// view (ferry renumbers without gaps, so that is its end offset).
 async fn wait_target(b: &Client, target: &str, view: &BTreeMap<i32, Vec<Received>>, ferry: &Ferry) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    for (p, records) in view {
-        let want = i64::try_from(records.len()).unwrap();
-        loop {
+    eventually(
+        Duration::from_secs(90),
+        format!("{target} mirrored"),
+        || async {
             let _ = b.refresh_metadata(Some(&[target])).await;
-            let got = b
-                .list_offsets(target, &[*p], OffsetSpec::Latest)
-                .await
-                .map_or(-1, |v| v[0].1);
-            if got == want {
-                break;
+            for (p, records) in view {
+                let want = i64::try_from(records.len()).unwrap();
+                let got = b
+                    .list_offsets(target, &[*p], OffsetSpec::Latest)
+                    .await
+                    .map_or(-1, |v| v[0].1);
+                if got != want {
+                    let log = std::fs::read_to_string(&ferry.log).unwrap_or_default();
+                    return Err(format!(
+                        "{target}-{p}: {got} of {want} records; ferry log:\n{log}"
+                    ));
+                }
             }
-            assert!(
-                Instant::now() < deadline,
-                "{target}-{p}: {got} of {want} records; ferry log:\n{}",
-                std::fs::read_to_string(&ferry.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+            Ok(())
+        },
+    )
+    .await;
 }
 
 /// The group continued exactly: on every partition it committed, what it
@@ -333,14 +336,17 @@ async fn java_commit_inside_a_compressed_batch_continues_exactly() {
     let ferry_run = Ferry::start(&config, dir.join("ferry.log"));
     let target = target_of(&topic);
     wait_target(&b, &target, &view, &ferry_run).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while committed(&b, &group).await.get(&0) != Some(&n) {
-        assert!(
-            Instant::now() < deadline,
-            "{group}: not synced to the target"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        format!("{group} synced"),
+        || async {
+            match committed(&b, &group).await.get(&0) {
+                Some(c) if *c == n => Ok(()),
+                other => Err(format!("target group at {other:?}, want {n}")),
+            }
+        },
+    )
+    .await;
     ferry_run.stop();
     assert_eq!(translate_table(&config, &group, &topic)[&0][3], "in sync");
     // The target offset is inside a compressed batch there too.

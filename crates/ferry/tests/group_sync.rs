@@ -7,9 +7,10 @@
 
 mod common;
 
+use ferry_testkit::eventually;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     Ferry, brokers, client, create, produce, read_all, records, unique, wait_mirrored,
@@ -99,18 +100,15 @@ async fn committed_offsets_continue_exactly_on_the_target() {
     wait_mirrored(&a, &b, &topic, &target, 2).await;
 
     // The target group gets every committed partition, translated.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let on_target = loop {
+    let on_target = eventually(Duration::from_secs(60), "target group synced", || async {
         let got = b.fetch_group_offsets(&group).await.unwrap_or_default();
         if got.len() == committed.len() {
-            break got;
+            Ok(got)
+        } else {
+            Err(format!("target group has {got:?}, source {committed:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "target group has {got:?}, source {committed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     ferry.stop();
     for (tp, offset, _) in &committed {
         let (_, t, _) = on_target

@@ -13,6 +13,7 @@
 mod common;
 mod group_clients;
 
+use ferry_testkit::eventually_every;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -328,19 +329,21 @@ async fn ferry_redelivers_nothing_where_mm2_redelivers() {
 /// `wait_mirrored` with room for MM2's start-up (a JVM, Connect, topic
 /// discovery).
 async fn wait_mirrored_long(a: &Client, b: &Client, source: &str, target: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let want = end_offsets(a, source, PARTITIONS).await;
-        let _ = b.refresh_metadata(Some(&[target])).await;
-        if end_offsets(b, target, PARTITIONS).await == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "MM2 did not mirror {source} to {target}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let what = format!("MM2 mirrored {source} to {target}");
+    eventually_every(
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        what,
+        || async {
+            let want = end_offsets(a, source, PARTITIONS).await;
+            let _ = b.refresh_metadata(Some(&[target])).await;
+            match end_offsets(b, target, PARTITIONS).await {
+                got if got == want => Ok(()),
+                got => Err(format!("target {got:?}, source {want:?}")),
+            }
+        },
+    )
+    .await;
 }
 
 /// A topic or group name as a Java regex matching just that name.

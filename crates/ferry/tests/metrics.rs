@@ -5,9 +5,10 @@
 
 mod common;
 
+use ferry_testkit::eventually_blocking;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Ferry, brokers, client, create, produce, read_all, unique, wait_mirrored};
 
@@ -113,17 +114,23 @@ async fn metrics_match_what_was_mirrored_and_ready_needs_every_flow_connected() 
         .unwrap();
     };
     let address = |log: &std::path::Path| -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let text = strip_ansi(&text);
-            if let Some(line) = text.lines().find(|l| l.contains("serving /metrics")) {
-                let at = line.find("address=").unwrap() + "address=".len();
-                return line[at..].split_whitespace().next().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "no metrics address in:\n{text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let every = Duration::from_millis(50);
+        eventually_blocking(
+            Duration::from_secs(30),
+            every,
+            "metrics address logged",
+            || {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let text = strip_ansi(&text);
+                match text.lines().find(|l| l.contains("serving /metrics")) {
+                    Some(line) => {
+                        let at = line.find("address=").unwrap() + "address=".len();
+                        Ok(line[at..].split_whitespace().next().unwrap().to_owned())
+                    }
+                    None => Err(format!("log:\n{text}")),
+                }
+            },
+        )
     };
 
     // 1. One flow cannot reach its target: the process serves, mirrors the
@@ -149,15 +156,13 @@ async fn metrics_match_what_was_mirrored_and_ready_needs_every_flow_connected() 
     let ferry = Ferry::start(&config, log.clone());
     let addr = address(&log);
     wait_mirrored(&a, &b, &topic, &target, 2).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&addr, "/ready").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "never ready: {:?}",
-            get(&addr, "/ready")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let every = Duration::from_millis(100);
+    eventually_blocking(Duration::from_secs(30), every, "/ready", || {
+        match get(&addr, "/ready") {
+            (200, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
     // What this run mirrored: the 3 new batches of 50 records per partition.
     let mut want_bytes = 0;
     for p in 0..2 {

@@ -6,7 +6,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use ferry_testkit::eventually;
+use std::time::Duration;
 
 use common::{
     Ferry, brokers, client, create, produce, read_all, records, try_read_all, unique,
@@ -89,19 +90,21 @@ async fn mirrors_record_identically_and_resumes_without_duplicates() {
     let ferry = Ferry::start(&config, dir.join("ferry.log"));
     // Done when every partition's target ends with the source's last record
     // (an end-offset comparison could be fooled by re-sent records).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    'wait: loop {
-        for p in 0..3 {
-            let src = records(&read_all(&a, &topic, p).await);
-            let dst = records(&read_all(&b, &target, p).await);
-            if dst.last() != src.last() {
-                assert!(Instant::now() < deadline, "partition {p} never caught up");
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue 'wait;
+    eventually(
+        Duration::from_secs(120),
+        "every partition caught up",
+        || async {
+            for p in 0..3 {
+                let src = records(&read_all(&a, &topic, p).await);
+                let dst = records(&read_all(&b, &target, p).await);
+                if dst.last() != src.last() {
+                    return Err(format!("partition {p} behind"));
+                }
             }
-        }
-        break;
-    }
+            Ok(())
+        },
+    )
+    .await;
     ferry.stop();
     let mut duplicates = 0;
     for p in 0..3 {
@@ -227,48 +230,44 @@ discovery_interval = "1s"
     let log = dir.join("ferry.log");
     let ferry = Ferry::start(&config, log.clone());
     // Produce to the "latest" flow only once both its partitions started.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let started = text
-            .lines()
-            .filter(|l| l.contains("partition started") && l.contains(&by_end))
-            .count();
-        if started >= 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "partitions never started:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "both partitions started",
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let started = text
+                .lines()
+                .filter(|l| l.contains("partition started") && l.contains(&by_end))
+                .count();
+            if started >= 2 {
+                Ok(())
+            } else {
+                Err(format!("log:\n{text}"))
+            }
+        },
+    )
+    .await;
     produce(&a, &by_end, 1, 2, 4).await;
     let time_target = format!("src.{by_time}");
     // Only the 2 batches after the cut, and only the 2 produced after start.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (time_src, end_src) = loop {
-        let _ = b
-            .refresh_metadata(Some(&[time_target.as_str(), by_end.as_str()]))
-            .await;
-        let t = records(&try_read_all(&b, &time_target, 0).await.unwrap_or_default());
-        let e0 = records(&try_read_all(&b, &by_end, 0).await.unwrap_or_default());
-        let e1 = records(&try_read_all(&b, &by_end, 1).await.unwrap_or_default());
-        if t.len() >= 100 && e1.len() >= 100 {
-            assert!(
-                e0.is_empty(),
-                "records from before start = latest were copied"
-            );
-            break (t, e1);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "time {} end {}",
-            t.len(),
-            e1.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (time_src, end_src) =
+        eventually(Duration::from_secs(60), "both flows mirrored", || async {
+            let _ = b
+                .refresh_metadata(Some(&[time_target.as_str(), by_end.as_str()]))
+                .await;
+            let t = records(&try_read_all(&b, &time_target, 0).await.unwrap_or_default());
+            let e0 = records(&try_read_all(&b, &by_end, 0).await.unwrap_or_default());
+            let e1 = records(&try_read_all(&b, &by_end, 1).await.unwrap_or_default());
+            if t.len() >= 100 && e1.len() >= 100 {
+                assert!(
+                    e0.is_empty(),
+                    "records from before start = latest were copied"
+                );
+                return Ok((t, e1));
+            }
+            Err(format!("time {} end {}", t.len(), e1.len()))
+        })
+        .await;
     ferry.stop();
     let src_time = records(&read_all(&a, &by_time, 0).await);
     assert_eq!(

@@ -28,6 +28,7 @@ use common::{
     Ferry, brokers, client, create, create_with, now_ms, read_all, records, unique, write_config,
 };
 use ferry_client::{Client, NewTopic, OffsetSpec, ProduceOptions};
+use ferry_testkit::eventually;
 use ferry_wire::batch::{RECORD_BATCH_OVERHEAD, RecordBatch, attributes};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
@@ -124,29 +125,31 @@ fn log_tail(ferry: &Ferry) -> String {
 /// if ferry reports a stopped partition or a failed flow.
 async fn wait_target(b: &Client, target: &str, want: &[i64], ferry: &Ferry) {
     let partitions = i32::try_from(want.len()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let got = high_watermarks(b, target, partitions).await;
-        if got == want {
-            return;
-        }
-        let log = std::fs::read_to_string(&ferry.log).unwrap_or_default();
-        assert!(
-            !log.contains("partition stopped") && !log.contains("flow failed"),
-            "{target}: ferry stopped mirroring (target {got:?}, want {want:?}):\n{}",
-            log_tail(ferry)
-        );
-        assert!(
-            got.iter().zip(want).all(|(g, w)| g <= w),
-            "{target}: target {got:?} went past {want:?} (duplicates?)"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{target}: target {got:?}, want {want:?} after 120 s:\n{}",
-            log_tail(ferry)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(120),
+        format!("{target} mirrored"),
+        || async {
+            let got = high_watermarks(b, target, partitions).await;
+            if got == want {
+                return Ok(());
+            }
+            let log = std::fs::read_to_string(&ferry.log).unwrap_or_default();
+            assert!(
+                !log.contains("partition stopped") && !log.contains("flow failed"),
+                "{target}: ferry stopped mirroring (target {got:?}, want {want:?}):\n{}",
+                log_tail(ferry)
+            );
+            assert!(
+                got.iter().zip(want).all(|(g, w)| g <= w),
+                "{target}: target {got:?} went past {want:?} (duplicates?)"
+            );
+            Err(format!(
+                "target {got:?}, want {want:?}; log:\n{}",
+                log_tail(ferry)
+            ))
+        },
+    )
+    .await;
 }
 
 /// Per-test scratch directory, flow name and ferry config matching `prefix-.*`.

@@ -13,6 +13,7 @@
 
 mod common;
 
+use ferry_testkit::eventually;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -319,18 +320,19 @@ async fn sasl_ssl_source_to_mtls_target_with_least_privilege() {
         log: log.clone(),
     };
     let want = format!("CreateTopics for topic \"src.{other_topic}\"");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(&want) {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no authorization error in:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let text = eventually(
+        Duration::from_secs(30),
+        "an authorization error",
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(&want) {
+                Ok(text)
+            } else {
+                Err(format!("log:\n{text}"))
+            }
+        },
+    )
+    .await;
     assert!(
         text.contains("TOPIC_AUTHORIZATION_FAILED") && text.contains("Create on the topic"),
         "{text}"

@@ -7,9 +7,10 @@
 
 mod common;
 
+use ferry_testkit::eventually;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
@@ -58,24 +59,25 @@ async fn end_offsets(c: &Client, topic: &str, partitions: i32) -> Vec<i64> {
 /// (records written to the target by the test itself).
 async fn wait_mirrored(a: &Client, b: &Client, source: &str, target: &str, extra: &[i64]) {
     let partitions = i32::try_from(extra.len()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let want: Vec<i64> = end_offsets(a, source, partitions)
-            .await
-            .iter()
-            .zip(extra)
-            .map(|(s, e)| s + e)
-            .collect();
-        let got = end_offsets(b, target, partitions).await;
-        if want == got {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{target}: target {got:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(90),
+        format!("{target} mirrored"),
+        || async {
+            let want: Vec<i64> = end_offsets(a, source, partitions)
+                .await
+                .iter()
+                .zip(extra)
+                .map(|(s, e)| s + e)
+                .collect();
+            let got = end_offsets(b, target, partitions).await;
+            if want == got {
+                Ok(())
+            } else {
+                Err(format!("target {got:?}, want {want:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 /// Runs `ferry verify`; returns its exit code and stdout.
@@ -327,14 +329,14 @@ async fn verify_reads_the_source_as_committed_data() {
     );
     let target = format!("src.{topic}");
     let ferry = Ferry::start(&config, dir.join("ferry.log"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while end_offsets(&b, &target, 1).await != [36] {
-        assert!(
-            Instant::now() < deadline,
-            "{target} never held the 36 committed records"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = format!("{target} holds the 36 committed records");
+    eventually(Duration::from_secs(90), what, || async {
+        match end_offsets(&b, &target, 1).await {
+            ends if ends == [36] => Ok(()),
+            ends => Err(format!("ends at {ends:?}")),
+        }
+    })
+    .await;
     ferry.stop();
     assert_eq!(records(&read_all(&b, &target, 0).await).len(), 36);
     let (code, out) = verify(&config, &[]);

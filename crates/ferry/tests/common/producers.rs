@@ -4,9 +4,10 @@
 //! the source brokers do with their data (transactions closing, the log
 //! cleaner compacting).
 
+use ferry_testkit::eventually_every;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_client::{Client, Isolation, OffsetSpec};
 use ferry_wire::batch::RecordBatch;
@@ -126,45 +127,51 @@ pub async fn high_watermarks(c: &Client, topic: &str, partitions: i32) -> Vec<i6
 /// Waits until no transaction is open on `topic`'s partition 0: the last
 /// stable offset reaches the high watermark.
 pub async fn wait_stable(c: &Client, topic: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let hw = high_watermarks(c, topic, 1).await;
-        let lso = c
-            .list_offsets(topic, &[0], OffsetSpec::Latest)
-            .await
-            .unwrap();
-        if lso[0].1 == hw[0] {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: LSO {lso:?} below HW {hw:?} after 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("{topic}: no open transaction");
+    eventually_every(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        what,
+        || async {
+            let hw = high_watermarks(c, topic, 1).await;
+            let lso = c
+                .list_offsets(topic, &[0], OffsetSpec::Latest)
+                .await
+                .unwrap();
+            if lso[0].1 == hw[0] {
+                Ok(())
+            } else {
+                Err(format!("LSO {lso:?} below HW {hw:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 /// Waits until the cleaner has left one record per key (`keys`) and the
 /// partition has offset gaps; returns the source batches.
 pub async fn wait_compacted(a: &Client, topic: &str, keys: usize) -> Vec<RecordBatch> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let batches = read_all(a, topic, 0).await;
-        let count = records(&batches).len();
-        let mut expect = 0;
-        let mut gaps = false;
-        for b in &batches {
-            let h = b.header();
-            gaps |= h.base_offset != expect || !h.offsets_are_contiguous();
-            expect = h.next_offset();
-        }
-        if count == keys && gaps {
-            return batches;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: not compacted after 120 s: {count} records for {keys} keys, gaps: {gaps}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let what = format!("{topic} compacted");
+    eventually_every(
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        what,
+        || async {
+            let batches = read_all(a, topic, 0).await;
+            let count = records(&batches).len();
+            let mut expect = 0;
+            let mut gaps = false;
+            for b in &batches {
+                let h = b.header();
+                gaps |= h.base_offset != expect || !h.offsets_are_contiguous();
+                expect = h.next_offset();
+            }
+            if count == keys && gaps {
+                Ok(batches)
+            } else {
+                Err(format!("{count} records for {keys} keys, gaps: {gaps}"))
+            }
+        },
+    )
+    .await
 }
