@@ -17,7 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Ferry, brokers, client, create, end_offsets, produce_noise, rss, unique, wait_mirrored,
+    Ferry, TestConfig, brokers, client, create, end_offsets, produce_noise, rss, unique,
+    wait_mirrored,
 };
 
 const MIB: usize = 1 << 20;
@@ -120,28 +121,11 @@ async fn throttled(run: Run) {
     }
     let client_id = unique("ferry-bp");
     set_quota(&b_addr, &client_id, quota);
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{a_addr}"]
-[clusters.dst]
-bootstrap_servers = ["{b_addr}"]
-client_id = "{client_id}"
-[[flows]]
-name = "{topic}"
-source = "src"
-target = "dst"
-topics = ["{topic}"]
-[flows.tuning]
-memory_budget = "{budget_mib}MiB"
-fetch_max_bytes = "4MiB"
-"#
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::bare(&a_addr, &b_addr, &topic, &topic)
+        .target("client_id", &format!("{client_id:?}"))
+        .tuning("memory_budget", &format!("\"{budget_mib}MiB\""))
+        .tuning("fetch_max_bytes", "\"4MiB\"")
+        .write(&dir);
 
     let started = Instant::now();
     let ferry = Ferry::start(&config, dir.join("ferry.log"));

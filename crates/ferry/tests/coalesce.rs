@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::{
-    Ferry, brokers, client, compare, create, end_offsets, read_all, translate, unique,
-    wait_mirrored, write_config,
+    Ferry, TestConfig, brokers, client, compare, create, end_offsets, read_all, translate, unique,
+    wait_mirrored,
 };
 
 /// One codec per partition: lz4 (merged through decompression) and none.
@@ -73,10 +73,10 @@ async fn small_batches_are_merged_with_records_and_offsets_exact() {
         produce_small_batches(&a_addr, &topic, p, codec).await;
     }
     let flow = unique("coalesce-flow");
-    let config = write_config(&dir, &a_addr, &b_addr, &flow, &topic);
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[flows.batching]\ncoalesce_below = \"16KiB\"\ncoalesce_max = \"256KiB\"\n");
-    std::fs::write(&config, text).unwrap();
+    let config = TestConfig::new(&a_addr, &b_addr, &flow, &topic)
+        .set("[flows.batching]", "coalesce_below", "\"16KiB\"")
+        .set("[flows.batching]", "coalesce_max", "\"256KiB\"")
+        .write(&dir);
     let target = format!("src.{topic}");
     let ferry = Ferry::start(&config, dir.join("ferry.log"));
     wait_mirrored(&a, &b, &topic, &target, partitions).await;

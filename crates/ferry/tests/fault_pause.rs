@@ -14,7 +14,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Background, Ferry, brokers, client, compare, create, end_offsets, produce, unique,
+    Background, Ferry, TestConfig, brokers, client, compare, create, end_offsets, produce, unique,
     wait_caught_up, wait_mirrored,
 };
 use ferry_testkit::cluster::OwnCluster;
@@ -39,28 +39,10 @@ async fn a_paused_target_longer_than_the_request_timeout_loses_and_duplicates_no
         produce(&a, &topic, p, 10, usize::try_from(p).unwrap() * 1000).await;
     }
     let flow = unique("flow");
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{a_addr}"]
-[clusters.dst]
-bootstrap_servers = ["{}"]
-request_timeout = "3s"
-[[flows]]
-name = "{flow}"
-source = "src"
-target = "dst"
-topics = ["{topic}"]
-[flows.tuning]
-checkpoint_interval = "500ms"
-"#,
-            dst.bootstrap
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::bare(&a_addr, &dst.bootstrap, &flow, &topic)
+        .target("request_timeout", "\"3s\"")
+        .tuning("checkpoint_interval", "\"500ms\"")
+        .write(&dir);
     let target = format!("src.{topic}");
     let log = dir.join("ferry.log");
     let ferry = Ferry::start(&config, log.clone());

@@ -13,8 +13,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Ferry, brokers, client, compare, create, end_offsets, produce, produce_noise, rss, unique,
-    wait_caught_up,
+    Ferry, TestConfig, brokers, client, compare, create, end_offsets, produce, produce_noise, rss,
+    unique, wait_caught_up,
 };
 use ferry_testkit::cluster::proxied_pair;
 
@@ -45,28 +45,10 @@ async fn a_slow_target_link_and_a_distant_source_lose_nothing_within_the_budget(
         produce(&a, &topic, p, 10, usize::try_from(p).unwrap() * 1000).await;
         produce_noise(&a, &topic, p, NOISE_BATCHES, MIB).await;
     }
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{}"]
-[clusters.dst]
-bootstrap_servers = ["{}"]
-[[flows]]
-name = "{topic}"
-source = "src"
-target = "dst"
-topics = ["{topic}"]
-[flows.tuning]
-memory_budget = "{BUDGET_MIB}MiB"
-fetch_max_bytes = "4MiB"
-"#,
-            src.bootstrap, dst.bootstrap
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::bare(&src.bootstrap, &dst.bootstrap, &topic, &topic)
+        .tuning("memory_budget", &format!("\"{BUDGET_MIB}MiB\""))
+        .tuning("fetch_max_bytes", "\"4MiB\"")
+        .write(&dir);
     src_proxy.set_latency(SOURCE_LATENCY_EACH_WAY);
     dst_proxy.set_bandwidth(Some(TARGET_BYTES_PER_S));
 

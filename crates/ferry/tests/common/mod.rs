@@ -13,6 +13,7 @@ use bytes::Bytes;
 use ferry_client::{Client, ClientConfig, FetchOptions, NewTopic, OffsetSpec, ProduceOptions};
 #[allow(unused_imports)] // not every test crate uses both
 pub use ferry_testkit::{brokers, now_ms};
+use ferry_testkit::{eventually, eventually_blocking, eventually_every};
 use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
@@ -123,20 +124,21 @@ pub async fn end_offsets(c: &Client, topic: &str, partitions: i32) -> Vec<i64> {
 
 /// Waits until the target topic's end offsets equal the source's.
 pub async fn wait_mirrored(a: &Client, b: &Client, source: &str, target: &str, partitions: i32) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let want = end_offsets(a, source, partitions).await;
-        let _ = b.refresh_metadata(Some(&[target])).await;
-        let got = end_offsets(b, target, partitions).await;
-        if want == got {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{target}: target {got:?}, source {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(90),
+        format!("{target} mirrored"),
+        || async {
+            let want = end_offsets(a, source, partitions).await;
+            let _ = b.refresh_metadata(Some(&[target])).await;
+            let got = end_offsets(b, target, partitions).await;
+            if want == got {
+                Ok(())
+            } else {
+                Err(format!("target {got:?}, source {want:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 pub struct Ferry {
@@ -154,11 +156,15 @@ impl Ferry {
     pub fn start(config: &PathBuf, log: PathBuf) -> Self {
         let before = started_count(&log);
         let ferry = Self::spawn(config, log);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while started_count(&ferry.log) <= before {
-            assert!(Instant::now() < deadline, "ferry did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually_blocking(
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            "ferry started",
+            || match started_count(&ferry.log) {
+                n if n > before => Ok(()),
+                _ => Err("no \"flow starting\" line in its log"),
+            },
+        );
         ferry
     }
 
@@ -224,30 +230,116 @@ impl Drop for Ferry {
     }
 }
 
+/// A `ferry run` config for a test: clusters `src` and `dst` and one flow
+/// between them. [`TestConfig::new`] sets what most tests want (discovery
+/// every second, checkpoints every 500 ms, a 64 MiB budget); each test sets
+/// or removes keys on top. Values are TOML (strings quoted).
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    name: String,
+    /// `(table header, its key = value lines)` in file order.
+    tables: Vec<(String, Vec<(String, String)>)>,
+}
+
+impl TestConfig {
+    pub fn new(a: &str, b: &str, flow: &str, pattern: &str) -> Self {
+        Self::bare(a, b, flow, pattern)
+            .flow("discovery_interval", "\"1s\"")
+            .tuning("checkpoint_interval", "\"500ms\"")
+            .tuning("memory_budget", "\"64MiB\"")
+    }
+
+    /// Only the clusters and the flow's name, source, target and topics:
+    /// everything else at ferry's defaults.
+    pub fn bare(a: &str, b: &str, flow: &str, pattern: &str) -> Self {
+        let quoted = |v: &str| format!("{v:?}");
+        Self {
+            name: flow.to_owned(),
+            tables: vec![
+                (
+                    "[clusters.src]".into(),
+                    vec![("bootstrap_servers".into(), format!("[{}]", quoted(a)))],
+                ),
+                (
+                    "[clusters.dst]".into(),
+                    vec![("bootstrap_servers".into(), format!("[{}]", quoted(b)))],
+                ),
+                (
+                    "[[flows]]".into(),
+                    vec![
+                        ("name".into(), quoted(flow)),
+                        ("source".into(), quoted("src")),
+                        ("target".into(), quoted("dst")),
+                        ("topics".into(), format!("[{}]", quoted(pattern))),
+                    ],
+                ),
+            ],
+        }
+    }
+
+    /// Sets `key = value` in `table` (e.g. `"[flows.groups]"`), adding the
+    /// table (after the flow) if it is not there yet.
+    pub fn set(mut self, table: &str, key: &str, value: &str) -> Self {
+        let at = match self.tables.iter().position(|(t, _)| t == table) {
+            Some(at) => at,
+            None => {
+                self.tables.push((table.to_owned(), Vec::new()));
+                self.tables.len() - 1
+            }
+        };
+        let entries = &mut self.tables[at].1;
+        match entries.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_owned(),
+            None => entries.push((key.to_owned(), value.to_owned())),
+        }
+        self
+    }
+
+    /// Removes `key` from `table`, if set.
+    pub fn unset(mut self, table: &str, key: &str) -> Self {
+        for (t, entries) in &mut self.tables {
+            if t == table {
+                entries.retain(|(k, _)| k != key);
+            }
+        }
+        self
+    }
+
+    pub fn flow(self, key: &str, value: &str) -> Self {
+        self.set("[[flows]]", key, value)
+    }
+
+    pub fn tuning(self, key: &str, value: &str) -> Self {
+        self.set("[flows.tuning]", key, value)
+    }
+
+    pub fn target(self, key: &str, value: &str) -> Self {
+        self.set("[clusters.dst]", key, value)
+    }
+
+    /// The TOML text.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (table, entries) in &self.tables {
+            out.push_str(table);
+            out.push('\n');
+            for (k, v) in entries {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        out
+    }
+
+    /// Writes `<flow>.toml` into `dir` and returns its path.
+    pub fn write(&self, dir: &std::path::Path) -> PathBuf {
+        let path = dir.join(format!("{}.toml", self.name));
+        std::fs::write(&path, self.text()).unwrap();
+        path
+    }
+}
+
 pub fn write_config(dir: &std::path::Path, a: &str, b: &str, flow: &str, pattern: &str) -> PathBuf {
-    let path = dir.join(format!("{flow}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{a}"]
-[clusters.dst]
-bootstrap_servers = ["{b}"]
-[[flows]]
-name = "{flow}"
-source = "src"
-target = "dst"
-topics = ["{pattern}"]
-discovery_interval = "1s"
-[flows.tuning]
-checkpoint_interval = "500ms"
-memory_budget = "64MiB"
-"#
-        ),
-    )
-    .unwrap();
-    path
+    TestConfig::new(a, b, flow, pattern).write(dir)
 }
 
 /// [`write_config`] whose flow also syncs the consumer groups matching
@@ -260,13 +352,10 @@ pub fn write_group_config(
     pattern: &str,
     groups: &str,
 ) -> PathBuf {
-    let path = write_config(dir, a, b, flow, pattern);
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!(
-        "[flows.groups]\ninclude = [\"{groups}\"]\ninterval = \"1s\"\n"
-    ));
-    std::fs::write(&path, text).unwrap();
-    path
+    TestConfig::new(a, b, flow, pattern)
+        .set("[flows.groups]", "include", &format!("[{groups:?}]"))
+        .set("[flows.groups]", "interval", "\"1s\"")
+        .write(dir)
 }
 
 /// `batches` batches of 50 records each, cycling through every codec, with
@@ -397,29 +486,27 @@ pub fn sample_batch(b: usize, seed: usize) -> Bytes {
 /// acknowledgement may write the batch twice on the source: the checks
 /// compare the target with whatever the source holds.
 pub async fn produce_retrying(c: &Client, topic: &str, partition: i32, seed: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let batch = sample_batch(0, seed);
-    loop {
-        match c
-            .produce_batch(
-                topic,
-                partition,
-                vec![batch.clone()],
-                &ProduceOptions::default(),
-            )
-            .await
-        {
-            Ok(_) => return,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "producing to {topic}-{partition} kept failing: {e}"
-                );
-                let _ = c.refresh_metadata(Some(&[topic])).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let what = format!("a batch produced to {topic}-{partition}");
+    eventually_every(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        what,
+        || async {
+            let options = ProduceOptions::default();
+            match c
+                .produce_batch(topic, partition, vec![batch.clone()], &options)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let _ = c.refresh_metadata(Some(&[topic])).await;
+                    Err(e)
+                }
             }
-        }
-    }
+        },
+    )
+    .await;
 }
 
 /// Keeps producing to every partition of `topic` (one batch per partition
@@ -514,31 +601,25 @@ pub async fn wait_caught_up(
     timeout: Duration,
 ) -> Duration {
     let start = Instant::now();
-    let deadline = start + timeout;
-    'wait: loop {
-        assert!(
-            Instant::now() < deadline,
-            "{target} did not catch up with {source} in {timeout:?}: target {:?}, source {:?}",
-            end_offsets(b, target, partitions).await,
-            end_offsets(a, source, partitions).await
-        );
+    let what = format!("{target} caught up with {source}");
+    eventually(timeout, what, || async {
         let _ = b.refresh_metadata(Some(&[target])).await;
         let want = end_offsets(a, source, partitions).await;
         let got = end_offsets(b, target, partitions).await;
         if want.iter().zip(&got).any(|(w, g)| g < w) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
+            return Err(format!("target {got:?}, source {want:?}"));
         }
         for p in 0..partitions {
-            let src = last_record(a, source, p).await;
-            let dst = last_record(b, target, p).await;
-            if src != dst {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue 'wait;
+            if last_record(a, source, p).await != last_record(b, target, p).await {
+                return Err(format!(
+                    "partition {p} ends with another record than the source's"
+                ));
             }
         }
-        return start.elapsed();
-    }
+        Ok(())
+    })
+    .await;
+    start.elapsed()
 }
 
 /// The last record of a partition (reads its last batches only).
