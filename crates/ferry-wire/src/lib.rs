@@ -8,17 +8,10 @@
 //!   is *patched* in O(log n) instead of recomputed over the payload.
 //! - [`record`], [`builder`], [`legacy`], [`reencode`]: the slow path, for
 //!   batches a broker would refuse as-is: decode records and build new v2 batches.
-//! - [`fetch`], [`produce_response`], [`metadata_response`]: bounded decoders of the
-//!   responses ferry reads most (kafka-protocol's pre-allocate by wire counts).
-//! - [`api_versions_response`], [`list_offsets_response`],
-//!   [`describe_configs_response`], [`create_topics_response`],
-//!   [`create_partitions_response`], [`alter_configs_response`],
-//!   [`init_producer_id_response`], and for consumer groups
-//!   [`find_coordinator_response`], [`list_groups_response`],
-//!   [`describe_groups_response`], [`offset_fetch_response`],
-//!   [`offset_commit_response`]: the same for every other response the
-//!   client reads, and [`response_header`] for the header in front of them,
-//!   so that no response is decoded by kafka-protocol.
+//! - [`fetch`] and [`responses`]: bounded decoders of every response the
+//!   client reads (kafka-protocol pre-allocates by wire counts), and the
+//!   response header in front of them, so that no response is decoded by
+//!   kafka-protocol.
 //! - [`txn`]: dropping aborted transactions using batch headers only.
 //! - [`codec`]: gzip, snappy (raw and xerial), lz4 (frame), zstd, each with a
 //!   bound on decompressed size.
@@ -31,36 +24,21 @@
 //! every length read off the wire is checked against the bytes actually present
 //! before anything is allocated.
 
-pub mod alter_configs_response;
-pub mod api_versions_response;
 pub mod batch;
 pub mod builder;
 pub mod coalesce;
 pub mod codec;
 mod crc;
-pub mod create_partitions_response;
-pub mod create_topics_response;
-pub mod describe_configs_response;
-pub mod describe_groups_response;
 mod error;
 pub mod fetch;
-pub mod find_coordinator_response;
 pub mod frame;
-pub mod init_producer_id_response;
 pub mod legacy;
-pub mod list_groups_response;
-pub mod list_offsets_response;
-pub mod metadata_response;
-pub mod offset_commit_response;
-pub mod offset_fetch_response;
 pub mod pool;
 pub mod produce;
-pub mod produce_response;
 mod reader;
 pub mod record;
 pub mod reencode;
-pub mod response_header;
-pub mod sasl_response;
+pub mod responses;
 mod schema;
 pub mod txn;
 pub mod varint;
@@ -69,3 +47,21 @@ pub use error::WireError;
 
 /// Result alias for this crate.
 pub type Result<T, E = WireError> = std::result::Result<T, E>;
+
+// Old module paths, kept while the workspace moves to `responses::*`.
+pub use responses::alter_configs as alter_configs_response;
+pub use responses::api_versions as api_versions_response;
+pub use responses::create_partitions as create_partitions_response;
+pub use responses::create_topics as create_topics_response;
+pub use responses::describe_configs as describe_configs_response;
+pub use responses::describe_groups as describe_groups_response;
+pub use responses::find_coordinator as find_coordinator_response;
+pub use responses::header as response_header;
+pub use responses::init_producer_id as init_producer_id_response;
+pub use responses::list_groups as list_groups_response;
+pub use responses::list_offsets as list_offsets_response;
+pub use responses::metadata as metadata_response;
+pub use responses::offset_commit as offset_commit_response;
+pub use responses::offset_fetch as offset_fetch_response;
+pub use responses::produce as produce_response;
+pub use responses::sasl as sasl_response;

@@ -94,6 +94,7 @@ pub fn decode_sasl_authenticate_response(
 mod tests {
     use super::*;
     use crate::WireError;
+    use crate::responses::testing::every_truncation_fails;
     use bytes::BytesMut;
     use kafka_protocol::messages::{
         SaslAuthenticateResponse as KpAuthenticate, SaslHandshakeResponse as KpHandshake,
@@ -119,9 +120,7 @@ mod tests {
             prop_assert_eq!(ours.error_code, error);
             let want: Vec<String> = theirs.mechanisms.iter().map(ToString::to_string).collect();
             prop_assert_eq!(ours.mechanisms, want);
-            for cut in 0..wire.len() {
-                prop_assert!(decode_sasl_handshake_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_sasl_handshake_response(b, version)));
         }
 
         #[test]
@@ -144,9 +143,7 @@ mod tests {
             prop_assert_eq!(ours.error_message.as_deref(), theirs.error_message.as_deref());
             prop_assert_eq!(&ours.auth_bytes[..], &auth[..]);
             prop_assert_eq!(ours.session_lifetime_ms, theirs.session_lifetime_ms);
-            for cut in 0..wire.len() {
-                prop_assert!(decode_sasl_authenticate_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_sasl_authenticate_response(b, version)));
         }
     }
 

@@ -108,7 +108,11 @@ pub fn decode_find_coordinator_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WireError;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array, refuses_versions_outside,
+        trailing_byte_fails,
+    };
+
     use bytes::BytesMut;
     use kafka_protocol::messages::BrokerId;
     use kafka_protocol::messages::find_coordinator_response as kp;
@@ -183,34 +187,22 @@ mod tests {
                         }]
                     );
                 }
-                for cut in 0..wire.len() {
-                    assert!(decode_find_coordinator_response(wire.slice(..cut), version).is_err());
-                }
-                let mut longer = BytesMut::from(&wire[..]);
-                longer.extend_from_slice(&[0]);
-                assert!(decode_find_coordinator_response(longer.freeze(), version).is_err());
+                let decode = |b| decode_find_coordinator_response(b, version);
+                assert!(every_truncation_fails(&wire, decode));
+                assert!(trailing_byte_fails(&wire, decode));
             }
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut b = BytesMut::new();
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        b.extend_from_slice(&[0u8; 16]);
-        assert!(matches!(
-            decode_find_coordinator_response(b.freeze(), 6),
-            Err(WireError::Malformed {
-                what: "coordinators",
-                ..
-            })
-        ));
+        let b = huge_array(&THROTTLE, true);
+        assert_malformed(decode_find_coordinator_response(b, 6), "coordinators");
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_find_coordinator_response(Bytes::new(), -1).is_err());
-        assert!(decode_find_coordinator_response(Bytes::new(), 7).is_err());
-    }
+    refuses_versions_outside!(
+        decode_find_coordinator_response,
+        MIN_FIND_COORDINATOR_RESPONSE_VERSION,
+        MAX_FIND_COORDINATOR_RESPONSE_VERSION
+    );
 }

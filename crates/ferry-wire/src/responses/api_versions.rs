@@ -6,7 +6,7 @@
 //! Two things set ApiVersions apart. Its response *header* stays v0 (no
 //! tagged fields) even when the body is flexible (v3+), so that a client can
 //! read an answer to a version the broker does not know; see
-//! [`crate::response_header`]. And a broker that does not know the requested
+//! [`super::header`]. And a broker that does not know the requested
 //! version answers `UNSUPPORTED_VERSION` (35) in the **v0** body format,
 //! whatever was asked: the caller must spot that (the error code is the
 //! first field in every version) and decode such a reply as v0, not as the
@@ -81,6 +81,7 @@ pub fn decode_api_versions_response(body: Bytes, version: i16) -> Result<ApiVers
 mod tests {
     use super::*;
     use crate::WireError;
+    use crate::responses::testing::every_truncation_fails;
     use bytes::BytesMut;
     use kafka_protocol::messages::api_versions_response as kp;
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -136,9 +137,7 @@ mod tests {
                 prop_assert_eq!(o.min_version, t.min_version);
                 prop_assert_eq!(o.max_version, t.max_version);
             }
-            for cut in 0..wire.len() {
-                prop_assert!(decode_api_versions_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_api_versions_response(b, version)));
         }
     }
 

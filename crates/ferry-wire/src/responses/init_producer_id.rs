@@ -50,6 +50,7 @@ pub fn decode_init_producer_id_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::responses::testing::{every_truncation_fails, refuses_versions_outside};
     use bytes::BytesMut;
     use kafka_protocol::messages::ProducerId;
     use kafka_protocol::messages::init_producer_id_response as kp;
@@ -78,9 +79,9 @@ mod tests {
                         producer_epoch,
                     }
                 );
-                for cut in 0..wire.len() {
-                    assert!(decode_init_producer_id_response(wire.slice(..cut), version).is_err());
-                }
+                assert!(every_truncation_fails(&wire, |b| {
+                    decode_init_producer_id_response(b, version)
+                }));
             }
         }
     }
@@ -105,9 +106,9 @@ mod tests {
         assert!(decode_init_producer_id_response(lying.freeze(), 4).is_err());
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_init_producer_id_response(Bytes::new(), -1).is_err());
-        assert!(decode_init_producer_id_response(Bytes::new(), 6).is_err());
-    }
+    refuses_versions_outside!(
+        decode_init_producer_id_response,
+        MIN_INIT_PRODUCER_ID_RESPONSE_VERSION,
+        MAX_INIT_PRODUCER_ID_RESPONSE_VERSION
+    );
 }

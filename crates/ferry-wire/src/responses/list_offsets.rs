@@ -86,7 +86,11 @@ pub fn decode_list_offsets_response(body: Bytes, version: i16) -> Result<ListOff
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WireError;
+
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array,
+        one_topic_then_huge_partitions, refuses_versions_outside,
+    };
     use bytes::BytesMut;
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::list_offsets_response as kp;
@@ -140,48 +144,26 @@ mod tests {
                     prop_assert_eq!(op.offset, tp.offset);
                 }
             }
-            for cut in 0..wire.len() {
-                prop_assert!(decode_list_offsets_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_list_offsets_response(b, version)));
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
         // v1: topics right away; v2+: after the throttle time.
-        let mut v1 = BytesMut::new();
-        v1.extend_from_slice(&i32::MAX.to_be_bytes());
-        v1.extend_from_slice(&[0u8; 16]);
-        let mut v10 = BytesMut::new();
-        v10.extend_from_slice(&0i32.to_be_bytes());
-        v10.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        v10.extend_from_slice(&[0u8; 16]);
+        let v1 = huge_array(&[], false);
+        let v10 = huge_array(&THROTTLE, true);
         for (body, version) in [(v1, 1), (v10, 10)] {
-            assert!(matches!(
-                decode_list_offsets_response(body.freeze(), version),
-                Err(WireError::Malformed { what: "topics", .. })
-            ));
+            assert_malformed(decode_list_offsets_response(body, version), "topics");
         }
         // A sane topic count, then a huge partition count.
-        let mut b = BytesMut::new();
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&1i16.to_be_bytes());
-        b.extend_from_slice(b"t");
-        b.extend_from_slice(&i32::MAX.to_be_bytes());
-        b.extend_from_slice(&[0u8; 30]);
-        assert!(matches!(
-            decode_list_offsets_response(b.freeze(), 5),
-            Err(WireError::Malformed {
-                what: "partitions",
-                ..
-            })
-        ));
+        let b = one_topic_then_huge_partitions();
+        assert_malformed(decode_list_offsets_response(b, 5), "partitions");
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_list_offsets_response(Bytes::new(), 0).is_err());
-        assert!(decode_list_offsets_response(Bytes::new(), 11).is_err());
-    }
+    refuses_versions_outside!(
+        decode_list_offsets_response,
+        MIN_LIST_OFFSETS_RESPONSE_VERSION,
+        MAX_LIST_OFFSETS_RESPONSE_VERSION
+    );
 }

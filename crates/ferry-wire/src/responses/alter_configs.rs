@@ -69,7 +69,10 @@ pub fn decode_incremental_alter_configs_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WireError;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array, refuses_versions_outside,
+    };
+
     use bytes::BytesMut;
     use kafka_protocol::messages::incremental_alter_configs_response as kp;
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -110,38 +113,25 @@ mod tests {
                 prop_assert_eq!(o.resource_type, t.resource_type);
                 prop_assert_eq!(o.resource_name.as_str(), t.resource_name.as_str());
             }
-            for cut in 0..wire.len() {
-                prop_assert!(
-                    decode_incremental_alter_configs_response(wire.slice(..cut), version).is_err()
-                );
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_incremental_alter_configs_response(b, version)));
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut v0 = BytesMut::new();
-        v0.extend_from_slice(&0i32.to_be_bytes());
-        v0.extend_from_slice(&i32::MAX.to_be_bytes());
-        v0.extend_from_slice(&[0u8; 16]);
-        let mut v1 = BytesMut::new();
-        v1.extend_from_slice(&0i32.to_be_bytes());
-        v1.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        v1.extend_from_slice(&[0u8; 16]);
+        let v0 = huge_array(&THROTTLE, false);
+        let v1 = huge_array(&THROTTLE, true);
         for (body, version) in [(v0, 0), (v1, 1)] {
-            assert!(matches!(
-                decode_incremental_alter_configs_response(body.freeze(), version),
-                Err(WireError::Malformed {
-                    what: "results",
-                    ..
-                })
-            ));
+            assert_malformed(
+                decode_incremental_alter_configs_response(body, version),
+                "results",
+            );
         }
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_incremental_alter_configs_response(Bytes::new(), -1).is_err());
-        assert!(decode_incremental_alter_configs_response(Bytes::new(), 2).is_err());
-    }
+    refuses_versions_outside!(
+        decode_incremental_alter_configs_response,
+        MIN_INCREMENTAL_ALTER_CONFIGS_RESPONSE_VERSION,
+        MAX_INCREMENTAL_ALTER_CONFIGS_RESPONSE_VERSION
+    );
 }

@@ -112,6 +112,10 @@ fn skip_bytes(d: &mut ResponseReader, what: &'static str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array, refuses_versions_outside,
+        trailing_byte_fails,
+    };
     use bytes::BytesMut;
     use kafka_protocol::messages::describe_groups_response as kp;
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -190,30 +194,19 @@ mod tests {
                     let ids: Vec<&str> = t.members.iter().map(|m| m.member_id.as_str()).collect();
                     assert_eq!(o.members, ids);
                 }
-                for cut in 0..wire.len() {
-                    assert!(decode_describe_groups_response(wire.slice(..cut), version).is_err());
-                }
-                let mut longer = BytesMut::from(&wire[..]);
-                longer.extend_from_slice(&[0]);
-                assert!(decode_describe_groups_response(longer.freeze(), version).is_err());
+                let decode = |b| decode_describe_groups_response(b, version);
+                assert!(every_truncation_fails(&wire, decode));
+                assert!(trailing_byte_fails(&wire, decode));
             }
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut v0 = BytesMut::new();
-        v0.extend_from_slice(&i32::MAX.to_be_bytes());
-        v0.extend_from_slice(&[0u8; 16]);
-        let mut v6 = BytesMut::new();
-        v6.extend_from_slice(&0i32.to_be_bytes());
-        v6.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        v6.extend_from_slice(&[0u8; 16]);
+        let v0 = huge_array(&[], false);
+        let v6 = huge_array(&THROTTLE, true);
         for (body, version) in [(v0, 0), (v6, 6)] {
-            assert!(matches!(
-                decode_describe_groups_response(body.freeze(), version),
-                Err(WireError::Malformed { what: "groups", .. })
-            ));
+            assert_malformed(decode_describe_groups_response(body, version), "groups");
         }
         // One sane group, then a huge member count (v0: non-flexible).
         let mut b = BytesMut::new();
@@ -251,9 +244,9 @@ mod tests {
         assert!(decode_describe_groups_response(b.freeze(), 0).is_err());
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_describe_groups_response(Bytes::new(), -1).is_err());
-        assert!(decode_describe_groups_response(Bytes::new(), 7).is_err());
-    }
+    refuses_versions_outside!(
+        decode_describe_groups_response,
+        MIN_DESCRIBE_GROUPS_RESPONSE_VERSION,
+        MAX_DESCRIBE_GROUPS_RESPONSE_VERSION
+    );
 }

@@ -83,7 +83,11 @@ pub fn decode_list_groups_response(body: Bytes, version: i16) -> Result<ListGrou
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WireError;
+    use crate::responses::testing::{
+        NO_ERROR, THROTTLE, assert_malformed, every_truncation_fails, huge_array,
+        refuses_versions_outside, trailing_byte_fails,
+    };
+
     use bytes::BytesMut;
     use kafka_protocol::messages::GroupId;
     use kafka_protocol::messages::list_groups_response as kp;
@@ -144,38 +148,25 @@ mod tests {
                         (version >= 5).then(|| t.group_type.as_str())
                     );
                 }
-                for cut in 0..wire.len() {
-                    assert!(decode_list_groups_response(wire.slice(..cut), version).is_err());
-                }
-                let mut longer = BytesMut::from(&wire[..]);
-                longer.extend_from_slice(&[0]);
-                assert!(decode_list_groups_response(longer.freeze(), version).is_err());
+                let decode = |b| decode_list_groups_response(b, version);
+                assert!(every_truncation_fails(&wire, decode));
+                assert!(trailing_byte_fails(&wire, decode));
             }
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut v0 = BytesMut::new();
-        v0.extend_from_slice(&0i16.to_be_bytes());
-        v0.extend_from_slice(&i32::MAX.to_be_bytes());
-        v0.extend_from_slice(&[0u8; 16]);
-        let mut v5 = BytesMut::new();
-        v5.extend_from_slice(&0i32.to_be_bytes());
-        v5.extend_from_slice(&0i16.to_be_bytes());
-        v5.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        v5.extend_from_slice(&[0u8; 16]);
+        let v0 = huge_array(&NO_ERROR, false);
+        let v5 = huge_array(&[&THROTTLE[..], &NO_ERROR[..]].concat(), true);
         for (body, version) in [(v0, 0), (v5, 5)] {
-            assert!(matches!(
-                decode_list_groups_response(body.freeze(), version),
-                Err(WireError::Malformed { what: "groups", .. })
-            ));
+            assert_malformed(decode_list_groups_response(body, version), "groups");
         }
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_list_groups_response(Bytes::new(), -1).is_err());
-        assert!(decode_list_groups_response(Bytes::new(), 6).is_err());
-    }
+    refuses_versions_outside!(
+        decode_list_groups_response,
+        MIN_LIST_GROUPS_RESPONSE_VERSION,
+        MAX_LIST_GROUPS_RESPONSE_VERSION
+    );
 }

@@ -125,6 +125,9 @@ fn config(d: &mut ResponseReader, version: i16) -> Result<DescribedConfig> {
 mod tests {
     use super::*;
     use crate::WireError;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array, refuses_versions_outside,
+    };
     use bytes::BytesMut;
     use kafka_protocol::messages::describe_configs_response as kp;
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -195,25 +198,14 @@ mod tests {
                     prop_assert_eq!(oc.is_sensitive, tc.is_sensitive);
                 }
             }
-            for cut in 0..wire.len() {
-                prop_assert!(decode_describe_configs_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_describe_configs_response(b, version)));
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut results = BytesMut::new();
-        results.extend_from_slice(&0i32.to_be_bytes());
-        results.extend_from_slice(&i32::MAX.to_be_bytes());
-        results.extend_from_slice(&[0u8; 16]);
-        assert!(matches!(
-            decode_describe_configs_response(results.freeze(), 1),
-            Err(WireError::Malformed {
-                what: "results",
-                ..
-            })
-        ));
+        let results = huge_array(&THROTTLE, false);
+        assert_malformed(decode_describe_configs_response(results, 1), "results");
         // One result (v4, compact), then a huge config count.
         let mut configs = BytesMut::new();
         configs.extend_from_slice(&0i32.to_be_bytes());
@@ -231,9 +223,9 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_describe_configs_response(Bytes::new(), 0).is_err());
-        assert!(decode_describe_configs_response(Bytes::new(), 5).is_err());
-    }
+    refuses_versions_outside!(
+        decode_describe_configs_response,
+        MIN_DESCRIBE_CONFIGS_RESPONSE_VERSION,
+        MAX_DESCRIBE_CONFIGS_RESPONSE_VERSION
+    );
 }

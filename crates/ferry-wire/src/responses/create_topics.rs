@@ -87,6 +87,9 @@ fn topic(d: &mut ResponseReader, version: i16) -> Result<CreatedTopic> {
 mod tests {
     use super::*;
     use crate::WireError;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array, refuses_versions_outside,
+    };
     use bytes::BytesMut;
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::create_topics_response as kp;
@@ -146,22 +149,14 @@ mod tests {
                 prop_assert_eq!(o.error_code, t.error_code);
                 prop_assert_eq!(o.error_message.as_deref(), t.error_message.as_deref());
             }
-            for cut in 0..wire.len() {
-                prop_assert!(decode_create_topics_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_create_topics_response(b, version)));
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut topics = BytesMut::new();
-        topics.extend_from_slice(&0i32.to_be_bytes());
-        topics.extend_from_slice(&i32::MAX.to_be_bytes());
-        topics.extend_from_slice(&[0u8; 16]);
-        assert!(matches!(
-            decode_create_topics_response(topics.freeze(), 2),
-            Err(WireError::Malformed { what: "topics", .. })
-        ));
+        let topics = huge_array(&THROTTLE, false);
+        assert_malformed(decode_create_topics_response(topics, 2), "topics");
         // One v5 topic whose echoed configs announce 2^31 entries.
         let mut configs = BytesMut::new();
         configs.extend_from_slice(&0i32.to_be_bytes());
@@ -181,9 +176,9 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_create_topics_response(Bytes::new(), 1).is_err());
-        assert!(decode_create_topics_response(Bytes::new(), 8).is_err());
-    }
+    refuses_versions_outside!(
+        decode_create_topics_response,
+        MIN_CREATE_TOPICS_RESPONSE_VERSION,
+        MAX_CREATE_TOPICS_RESPONSE_VERSION
+    );
 }

@@ -177,6 +177,9 @@ fn int32s(d: &mut ResponseReader, what: &'static str) -> Result<Vec<i32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array,
+    };
     use bytes::BytesMut;
     use kafka_protocol::messages::metadata_response as kp;
     use kafka_protocol::messages::{BrokerId, TopicName};
@@ -256,24 +259,13 @@ mod tests {
                     prop_assert_eq!(op.offline_replicas.len(), tp.offline_replicas.len());
                 }
             }
-            for cut in 0..wire.len() {
-                prop_assert!(decode_metadata_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_metadata_response(b, version)));
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut b = BytesMut::new();
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&i32::MAX.to_be_bytes());
-        b.extend_from_slice(&[0u8; 16]);
-        assert!(matches!(
-            decode_metadata_response(b.freeze(), 4),
-            Err(WireError::Malformed {
-                what: "brokers",
-                ..
-            })
-        ));
+        let b = huge_array(&THROTTLE, false);
+        assert_malformed(decode_metadata_response(b, 4), "brokers");
     }
 }

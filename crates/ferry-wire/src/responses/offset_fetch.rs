@@ -139,6 +139,10 @@ fn topics(d: &mut ResponseReader, version: i16) -> Result<Vec<OffsetFetchTopic>>
 mod tests {
     use super::*;
     use crate::WireError;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array,
+        one_topic_then_huge_partitions, refuses_versions_outside, trailing_byte_fails,
+    };
     use bytes::BytesMut;
     use kafka_protocol::messages::offset_fetch_response as kp;
     use kafka_protocol::messages::{GroupId, TopicName};
@@ -300,12 +304,9 @@ mod tests {
                         assert_eq!(g.error_code, theirs.error_code);
                         assert_eq!(flatten(g), expected(topics));
                     }
-                    for cut in 0..wire.len() {
-                        assert!(decode_offset_fetch_response(wire.slice(..cut), version).is_err());
-                    }
-                    let mut longer = BytesMut::from(&wire[..]);
-                    longer.extend_from_slice(&[0]);
-                    assert!(decode_offset_fetch_response(longer.freeze(), version).is_err());
+                    let decode = |b| decode_offset_fetch_response(b, version);
+                    assert!(every_truncation_fails(&wire, decode));
+                    assert!(trailing_byte_fails(&wire, decode));
                 }
             }
         }
@@ -314,21 +315,10 @@ mod tests {
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
         // v1: topics right away; v8: groups after the throttle time.
-        let mut v1 = BytesMut::new();
-        v1.extend_from_slice(&i32::MAX.to_be_bytes());
-        v1.extend_from_slice(&[0u8; 16]);
-        assert!(matches!(
-            decode_offset_fetch_response(v1.freeze(), 1),
-            Err(WireError::Malformed { what: "topics", .. })
-        ));
-        let mut v8 = BytesMut::new();
-        v8.extend_from_slice(&0i32.to_be_bytes());
-        v8.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        v8.extend_from_slice(&[0u8; 16]);
-        assert!(matches!(
-            decode_offset_fetch_response(v8.freeze(), 8),
-            Err(WireError::Malformed { what: "groups", .. })
-        ));
+        let v1 = huge_array(&[], false);
+        assert_malformed(decode_offset_fetch_response(v1, 1), "topics");
+        let v8 = huge_array(&THROTTLE, true);
+        assert_malformed(decode_offset_fetch_response(v8, 8), "groups");
         // v9: one group, then a huge topic count; then a huge partition count.
         let mut b = BytesMut::new();
         b.extend_from_slice(&0i32.to_be_bytes());
@@ -339,25 +329,13 @@ mod tests {
             decode_offset_fetch_response(b.freeze(), 9),
             Err(WireError::Malformed { what: "topics", .. })
         ));
-        let mut b = BytesMut::new();
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&1i16.to_be_bytes());
-        b.extend_from_slice(b"t");
-        b.extend_from_slice(&i32::MAX.to_be_bytes());
-        b.extend_from_slice(&[0u8; 30]);
-        assert!(matches!(
-            decode_offset_fetch_response(b.freeze(), 4),
-            Err(WireError::Malformed {
-                what: "partitions",
-                ..
-            })
-        ));
+        let b = one_topic_then_huge_partitions();
+        assert_malformed(decode_offset_fetch_response(b, 4), "partitions");
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_offset_fetch_response(Bytes::new(), 0).is_err());
-        assert!(decode_offset_fetch_response(Bytes::new(), 10).is_err());
-    }
+    refuses_versions_outside!(
+        decode_offset_fetch_response,
+        MIN_OFFSET_FETCH_RESPONSE_VERSION,
+        MAX_OFFSET_FETCH_RESPONSE_VERSION
+    );
 }

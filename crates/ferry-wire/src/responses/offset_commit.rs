@@ -78,7 +78,11 @@ pub fn decode_offset_commit_response(body: Bytes, version: i16) -> Result<Offset
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WireError;
+
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array,
+        one_topic_then_huge_partitions, refuses_versions_outside, trailing_byte_fails,
+    };
     use bytes::BytesMut;
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::offset_commit_response as kp;
@@ -140,50 +144,27 @@ mod tests {
                         .collect();
                     assert_eq!(ours, parts);
                 }
-                for cut in 0..wire.len() {
-                    assert!(decode_offset_commit_response(wire.slice(..cut), version).is_err());
-                }
-                let mut longer = BytesMut::from(&wire[..]);
-                longer.extend_from_slice(&[0]);
-                assert!(decode_offset_commit_response(longer.freeze(), version).is_err());
+                let decode = |b| decode_offset_commit_response(b, version);
+                assert!(every_truncation_fails(&wire, decode));
+                assert!(trailing_byte_fails(&wire, decode));
             }
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut v2 = BytesMut::new();
-        v2.extend_from_slice(&i32::MAX.to_be_bytes());
-        v2.extend_from_slice(&[0u8; 16]);
-        let mut v9 = BytesMut::new();
-        v9.extend_from_slice(&0i32.to_be_bytes());
-        v9.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        v9.extend_from_slice(&[0u8; 16]);
+        let v2 = huge_array(&[], false);
+        let v9 = huge_array(&THROTTLE, true);
         for (body, version) in [(v2, 2), (v9, 9)] {
-            assert!(matches!(
-                decode_offset_commit_response(body.freeze(), version),
-                Err(WireError::Malformed { what: "topics", .. })
-            ));
+            assert_malformed(decode_offset_commit_response(body, version), "topics");
         }
-        let mut b = BytesMut::new();
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&1i16.to_be_bytes());
-        b.extend_from_slice(b"t");
-        b.extend_from_slice(&i32::MAX.to_be_bytes());
-        b.extend_from_slice(&[0u8; 30]);
-        assert!(matches!(
-            decode_offset_commit_response(b.freeze(), 5),
-            Err(WireError::Malformed {
-                what: "partitions",
-                ..
-            })
-        ));
+        let b = one_topic_then_huge_partitions();
+        assert_malformed(decode_offset_commit_response(b, 5), "partitions");
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_offset_commit_response(Bytes::new(), 1).is_err());
-        assert!(decode_offset_commit_response(Bytes::new(), 10).is_err());
-    }
+    refuses_versions_outside!(
+        decode_offset_commit_response,
+        MIN_OFFSET_COMMIT_RESPONSE_VERSION,
+        MAX_OFFSET_COMMIT_RESPONSE_VERSION
+    );
 }

@@ -64,7 +64,10 @@ pub fn decode_create_partitions_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WireError;
+    use crate::responses::testing::{
+        THROTTLE, assert_malformed, every_truncation_fails, huge_array, refuses_versions_outside,
+    };
+
     use bytes::BytesMut;
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::messages::create_partitions_response as kp;
@@ -104,36 +107,22 @@ mod tests {
                 prop_assert_eq!(o.error_code, t.error_code);
                 prop_assert_eq!(o.error_message.as_deref(), t.error_message.as_deref());
             }
-            for cut in 0..wire.len() {
-                prop_assert!(decode_create_partitions_response(wire.slice(..cut), version).is_err());
-            }
+            prop_assert!(every_truncation_fails(&wire, |b| decode_create_partitions_response(b, version)));
         }
     }
 
     #[test]
     fn huge_counts_are_rejected_before_allocating() {
-        let mut v0 = BytesMut::new();
-        v0.extend_from_slice(&0i32.to_be_bytes());
-        v0.extend_from_slice(&i32::MAX.to_be_bytes());
-        v0.extend_from_slice(&[0u8; 16]);
-        let mut v3 = BytesMut::new();
-        v3.extend_from_slice(&0i32.to_be_bytes());
-        v3.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
-        v3.extend_from_slice(&[0u8; 16]);
+        let v0 = huge_array(&THROTTLE, false);
+        let v3 = huge_array(&THROTTLE, true);
         for (body, version) in [(v0, 0), (v3, 3)] {
-            assert!(matches!(
-                decode_create_partitions_response(body.freeze(), version),
-                Err(WireError::Malformed {
-                    what: "results",
-                    ..
-                })
-            ));
+            assert_malformed(decode_create_partitions_response(body, version), "results");
         }
     }
 
-    #[test]
-    fn versions_outside_the_range_are_refused() {
-        assert!(decode_create_partitions_response(Bytes::new(), -1).is_err());
-        assert!(decode_create_partitions_response(Bytes::new(), 4).is_err());
-    }
+    refuses_versions_outside!(
+        decode_create_partitions_response,
+        MIN_CREATE_PARTITIONS_RESPONSE_VERSION,
+        MAX_CREATE_PARTITIONS_RESPONSE_VERSION
+    );
 }
