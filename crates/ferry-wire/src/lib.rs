@@ -17,7 +17,7 @@
 //!   bound on decompressed size.
 //! - [`produce`]: a Produce request encoder that keeps batch payloads as
 //!   [`bytes::Bytes`] chunks for vectored writes instead of copying them.
-//! - [`pool`]: a memory budget for socket buffers, so fetched data can apply
+//! - [`budget`]: a memory budget for socket buffers, so fetched data can apply
 //!   backpressure instead of growing without bound.
 //!
 //! Everything that reads bytes returns [`WireError`] instead of panicking, and
@@ -25,6 +25,7 @@
 //! before anything is allocated.
 
 pub mod batch;
+pub mod budget;
 pub mod builder;
 pub mod coalesce;
 pub mod codec;
@@ -33,7 +34,6 @@ mod error;
 pub mod fetch;
 pub mod frame;
 pub mod legacy;
-pub mod pool;
 pub mod produce;
 mod reader;
 pub mod record;
@@ -48,7 +48,8 @@ pub use error::WireError;
 /// Result alias for this crate.
 pub type Result<T, E = WireError> = std::result::Result<T, E>;
 
-// Old module paths, kept while the workspace moves to `responses::*`.
+// Old module paths, kept while the workspace moves to `responses::*` and `budget`.
+pub use budget as pool;
 pub use responses::alter_configs as alter_configs_response;
 pub use responses::api_versions as api_versions_response;
 pub use responses::create_partitions as create_partitions_response;

@@ -10,14 +10,10 @@
 //!
 //! No async runtime is needed: waiting is plain [`std::task`] machinery (a
 //! FIFO of wakers behind a mutex), so the futures work on any executor.
-//!
-//! [`BufferPool`] adds reuse of the `Vec<u8>` allocations themselves.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::mem;
-use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -389,199 +385,6 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for Leased<T> {
     }
 }
 
-/// Reuses read buffers on top of a [`MemoryBudget`], so a socket read does
-/// not cost an allocation each time (cheap to clone; clones share the pool).
-///
-/// Each buffer handed out carries a lease for the requested size. When it (or
-/// the last slice of the [`Bytes`] made from it) is dropped, the `Vec` goes
-/// back to a bounded free list and the lease back to the budget. Buffers on
-/// the free list are not charged to the budget; their memory is bounded by
-/// `max_free * max_pooled_capacity` instead.
-#[derive(Clone)]
-pub struct BufferPool {
-    budget: MemoryBudget,
-    shared: Arc<PoolShared>,
-}
-
-struct PoolShared {
-    free: Mutex<Vec<Vec<u8>>>,
-    max_free: usize,
-    max_pooled_capacity: usize,
-}
-
-impl BufferPool {
-    /// A pool over `budget` keeping at most `max_free` idle buffers, none with
-    /// more than `max_pooled_capacity` bytes of capacity (larger ones, e.g.
-    /// for a rare huge frame, are freed rather than kept idle).
-    pub fn new(budget: MemoryBudget, max_free: usize, max_pooled_capacity: usize) -> Self {
-        Self {
-            budget,
-            shared: Arc::new(PoolShared {
-                free: Mutex::new(Vec::new()),
-                max_free,
-                max_pooled_capacity,
-            }),
-        }
-    }
-
-    /// The budget buffers are charged to.
-    pub fn budget(&self) -> &MemoryBudget {
-        &self.budget
-    }
-
-    /// Idle buffers on the free list.
-    pub fn free_buffers(&self) -> usize {
-        self.shared.lock().len()
-    }
-
-    /// An empty buffer with capacity for at least `n` bytes, if the budget
-    /// has room now (see [`MemoryBudget::try_acquire`]).
-    pub fn try_get(&self, n: usize) -> Option<PooledBuf> {
-        self.budget
-            .try_acquire(n)
-            .map(|lease| self.with_lease(lease))
-    }
-
-    /// An empty buffer with capacity for at least `n` bytes, waiting for budget in FIFO order.
-    pub async fn get(&self, n: usize) -> PooledBuf {
-        let lease = self.budget.acquire(n).await;
-        self.with_lease(lease)
-    }
-
-    /// An empty buffer with capacity for at least `lease.size()` bytes, paid by `lease`.
-    pub fn with_lease(&self, lease: Lease) -> PooledBuf {
-        let vec = self.shared.take(lease.size());
-        PooledBuf {
-            owner: PooledOwner {
-                vec,
-                lease,
-                pool: Arc::clone(&self.shared),
-            },
-        }
-    }
-}
-
-impl fmt::Debug for BufferPool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BufferPool")
-            .field("budget", &self.budget)
-            .field("free_buffers", &self.free_buffers())
-            .field("max_free", &self.shared.max_free)
-            .field("max_pooled_capacity", &self.shared.max_pooled_capacity)
-            .finish()
-    }
-}
-
-impl PoolShared {
-    fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
-        // A Vec of empty buffers cannot be left inconsistent by a panic.
-        self.free.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The smallest idle buffer that holds `n` bytes, or a new one.
-    fn take(&self, n: usize) -> Vec<u8> {
-        let reused = {
-            let mut free = self.lock();
-            free.iter()
-                .enumerate()
-                .filter(|(_, v)| v.capacity() >= n)
-                .min_by_key(|(_, v)| v.capacity())
-                .map(|(i, _)| i)
-                .map(|i| free.swap_remove(i))
-        };
-        // Allocated outside the lock.
-        reused.unwrap_or_else(|| Vec::with_capacity(n))
-    }
-
-    fn put(&self, mut vec: Vec<u8>) {
-        if vec.capacity() == 0 || vec.capacity() > self.max_pooled_capacity {
-            return;
-        }
-        vec.clear();
-        let mut free = self.lock();
-        if free.len() < self.max_free {
-            free.push(vec);
-            return;
-        }
-        drop(free);
-        // Freed here, outside the lock.
-        drop(vec);
-    }
-}
-
-/// A buffer from a [`BufferPool`]: an empty `Vec<u8>` (dereference to read
-/// into it) plus the lease that pays for it.
-///
-/// The lease covers the size requested; a reused buffer may have more
-/// capacity than that, and growing the `Vec` further is not charged.
-#[derive(Debug)]
-pub struct PooledBuf {
-    owner: PooledOwner,
-}
-
-impl PooledBuf {
-    /// The lease paying for this buffer.
-    pub fn lease(&self) -> &Lease {
-        &self.owner.lease
-    }
-
-    /// Gives back budget above `keep` bytes (see [`Lease::release_excess`]).
-    pub fn release_excess(&mut self, keep: usize) {
-        self.owner.lease.release_excess(keep);
-    }
-
-    /// Turns the filled buffer into [`Bytes`] without copying. The budget
-    /// stays charged, and the `Vec` stays out of the free list, until the
-    /// last slice is dropped.
-    pub fn freeze(self) -> Bytes {
-        Bytes::from_owner(self.owner)
-    }
-}
-
-impl Deref for PooledBuf {
-    type Target = Vec<u8>;
-
-    fn deref(&self) -> &Vec<u8> {
-        &self.owner.vec
-    }
-}
-
-impl DerefMut for PooledBuf {
-    fn deref_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.owner.vec
-    }
-}
-
-/// Returns the `Vec` to the pool on drop, before its lease (a field, dropped
-/// after `drop` runs) wakes waiters who may want it.
-struct PooledOwner {
-    vec: Vec<u8>,
-    lease: Lease,
-    pool: Arc<PoolShared>,
-}
-
-impl AsRef<[u8]> for PooledOwner {
-    fn as_ref(&self) -> &[u8] {
-        &self.vec
-    }
-}
-
-impl Drop for PooledOwner {
-    fn drop(&mut self) {
-        self.pool.put(mem::take(&mut self.vec));
-    }
-}
-
-impl fmt::Debug for PooledOwner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PooledOwner")
-            .field("len", &self.vec.len())
-            .field("capacity", &self.vec.capacity())
-            .field("lease", &self.lease)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,7 +444,7 @@ mod tests {
         }
 
         fn woken(&self) -> Vec<usize> {
-            mem::take(&mut *self.log.lock().unwrap())
+            std::mem::take(&mut *self.log.lock().unwrap())
         }
     }
 
@@ -901,7 +704,7 @@ mod tests {
                             mine.push((bytes.slice(size / 2..), size));
                         }
                         if mine.len() > 3 || next(3) == 0 || last {
-                            for (slice, size) in mem::take(&mut mine) {
+                            for (slice, size) in std::mem::take(&mut mine) {
                                 // Uncounted before the budget gets the bytes back.
                                 held.fetch_sub(size, Ordering::SeqCst);
                                 drop(slice);
@@ -915,77 +718,6 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!((budget.used(), budget.waiters()), (0, 0));
-    }
-
-    #[test]
-    fn pool_reuses_buffers_once_the_last_slice_is_gone() {
-        let pool = BufferPool::new(MemoryBudget::new(1000), 2, 4096);
-        let mut buf = pool.try_get(100).unwrap();
-        assert!(buf.is_empty() && buf.capacity() >= 100);
-        let ptr = buf.as_ptr();
-        buf.extend_from_slice(&[1; 80]);
-        buf.release_excess(80);
-        assert_eq!((buf.lease().size(), pool.budget().used()), (80, 80));
-        let bytes = buf.freeze();
-        assert_eq!(bytes.as_ptr(), ptr, "freeze does not copy");
-        let slice = bytes.slice(70..);
-        drop(bytes);
-        assert_eq!((pool.free_buffers(), pool.budget().used()), (0, 80));
-        drop(slice);
-        assert_eq!((pool.free_buffers(), pool.budget().used()), (1, 0));
-
-        let again = pool.try_get(50).unwrap();
-        assert_eq!(again.as_ptr(), ptr, "allocation reused");
-        assert!(again.is_empty(), "returned buffers are cleared");
-        assert_eq!(pool.free_buffers(), 0);
-        drop(again);
-        assert_eq!(pool.free_buffers(), 1, "dropped without freezing: back too");
-    }
-
-    #[test]
-    fn pool_picks_the_smallest_fit_and_stays_bounded() {
-        let pool = BufferPool::new(MemoryBudget::new(1 << 20), 3, 4096);
-        let bufs: Vec<_> = [300, 100, 200, 50, 8192]
-            .into_iter()
-            .map(|n| pool.try_get(n).unwrap())
-            .collect();
-        let ptrs: Vec<_> = bufs.iter().map(|b| b.as_ptr()).collect();
-        drop(bufs);
-        // Four fit the size bound; the free list keeps three; 8192 is never kept.
-        assert_eq!(pool.free_buffers(), 3);
-        let b = pool.try_get(150).unwrap();
-        assert_eq!(
-            b.as_ptr(),
-            ptrs[2],
-            "200 is the smallest buffer holding 150"
-        );
-        assert_eq!(pool.free_buffers(), 2);
-        let c = pool.try_get(1000).unwrap();
-        assert_eq!(pool.free_buffers(), 2, "nothing fits: fresh allocation");
-        assert!(c.capacity() >= 1000);
-        assert_eq!(pool.budget().used(), 1150);
-    }
-
-    #[test]
-    fn pool_get_waits_for_budget_and_gets_the_returned_buffer() {
-        let pool = BufferPool::new(MemoryBudget::new(100), 4, 4096);
-        let held = pool.try_get(100).unwrap();
-        let ptr = held.as_ptr();
-        assert!(pool.try_get(60).is_none());
-        let waiter = {
-            let pool = pool.clone();
-            thread::spawn(move || {
-                let buf = block_on(pool.get(60));
-                (buf.as_ptr().addr(), buf.lease().size())
-            })
-        };
-        while pool.budget().waiters() == 0 {
-            thread::yield_now();
-        }
-        // The Vec is back on the free list before the waiter is woken.
-        drop(held);
-        assert_eq!(waiter.join().unwrap(), (ptr.addr(), 60));
-        assert_eq!((pool.budget().used(), pool.free_buffers()), (0, 1));
     }
 
     #[derive(Debug, Clone)]
