@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::divergence::{EpochCheck, EpochHistory, check};
 use super::progress::{Scan, scan};
 use super::session::{
     FIRST_SESSION_VERSION, FetchPlan, FetchSession, SessionPartition, is_session_error,
@@ -30,6 +31,9 @@ use crate::topic::TopicPartition;
 
 /// Fetch v13 names topics by id.
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
+
+/// Fetch v12 carries `last_fetched_epoch` and answers with diverging epochs.
+pub(super) const FIRST_DIVERGING_EPOCH_VERSION: i16 = 12;
 
 /// Partial-batch responses in a row for a batch larger than `max_bytes`,
 /// after which the partition is reported as MESSAGE_TOO_LARGE. The first
@@ -140,6 +144,7 @@ fn wanted(st: &State, node: i32, now: Instant, rotation: usize) -> Result<Work, 
                 fetch_offset: part.position,
                 current_leader_epoch: leader.epoch,
                 max_bytes: part.max_bytes,
+                last_fetched_epoch: part.epochs.last().unwrap_or(-1),
             },
         );
         if part.first {
@@ -284,13 +289,15 @@ pub(super) fn fetch_request(
             topics.len() - 1
         });
         if let Some(topic) = topics.get_mut(i) {
-            topic.partitions.push(
-                FetchPartition::default()
-                    .with_partition(tp.partition)
-                    .with_current_leader_epoch(p.current_leader_epoch)
-                    .with_fetch_offset(p.fetch_offset)
-                    .with_partition_max_bytes(p.max_bytes),
-            );
+            let mut partition = FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_current_leader_epoch(p.current_leader_epoch)
+                .with_fetch_offset(p.fetch_offset)
+                .with_partition_max_bytes(p.max_bytes);
+            if version >= FIRST_DIVERGING_EPOCH_VERSION {
+                partition = partition.with_last_fetched_epoch(p.last_fetched_epoch);
+            }
+            topic.partitions.push(partition);
         }
     }
     let mut forgotten: Vec<ForgottenTopic> = Vec::new();
@@ -509,12 +516,41 @@ fn partition_result(
         ready.push_back(data(bytes::Bytes::new(), Some(code)));
         return Outcome::Delivered;
     }
+    if let Some((leader_epoch, leader_end_offset)) = p.diverging_epoch {
+        match check(&part.epochs, fetch_offset, leader_epoch, leader_end_offset) {
+            EpochCheck::Diverged(divergence) => {
+                part.parked = true;
+                part.divergence = Some(divergence);
+                tracing::error!(partition = %tp, node, position = divergence.position, diverged_from = divergence.diverged_from, leader_epoch, leader_end_offset, "{divergence}; partition stopped");
+                ready.push_back(data(
+                    bytes::Bytes::new(),
+                    Some(KafkaCode::OFFSET_OUT_OF_RANGE),
+                ));
+                return Outcome::Delivered;
+            }
+            EpochCheck::Consistent | EpochCheck::Unknown => {
+                // The broker sees a divergence our history cannot place:
+                // fetch on without the epoch rather than ask forever.
+                tracing::warn!(partition = %tp, node, position = fetch_offset, leader_epoch, leader_end_offset, last_fetched_epoch = ?part.epochs.last(), "diverging epoch answer that does not contradict what was fetched; fetching on without epoch validation");
+                part.epochs = EpochHistory::new();
+                part.retry_later(now);
+                return Outcome::Nothing;
+            }
+        }
+    }
     part.retry.succeeded();
     part.unknown = 0;
     let records = p.records.clone().unwrap_or_default();
     match scan(&records, fetch_offset) {
         Scan::Empty => Outcome::Nothing,
-        Scan::Batches { end, next_offset } => {
+        Scan::Batches {
+            end,
+            next_offset,
+            epochs,
+        } => {
+            for (epoch, base_offset) in epochs {
+                part.epochs.record(epoch, base_offset);
+            }
             part.position = next_offset;
             part.progressed(default_max);
             ready.push_back(data(records.slice(..end), None));
@@ -626,6 +662,10 @@ mod tests {
             (w.fetch_offset, w.current_leader_epoch, w.max_bytes),
             (10, 4, 1000)
         );
+        assert_eq!(w.last_fetched_epoch, -1, "nothing fetched yet");
+        part(&mut st, "a", 0).epochs.record(3, 0);
+        let work = wanted(&st, 1, now, 0).unwrap();
+        assert_eq!(work.0[0].1.last_fetched_epoch, 3);
 
         // Nothing ready: when to look again.
         part(&mut st, "a", 0).paused = true;
@@ -664,6 +704,7 @@ mod tests {
             fetch_offset: offset,
             current_leader_epoch: 7,
             max_bytes: 1000,
+            last_fetched_epoch: 6,
         }
     }
 
@@ -700,6 +741,23 @@ mod tests {
             })
             .collect();
         assert_eq!(b, [(1, 10, 7, 1000), (0, 30, 7, 1000)]);
+        // KIP-320: the last fetched epoch goes out from v12 ...
+        assert!(
+            r.topics[0]
+                .partitions
+                .iter()
+                .all(|p| p.last_fetched_epoch == 6)
+        );
+        // ... and not below, where the field does not exist.
+        let r = fetch_request(&plan, &FetcherConfig::default(), 11);
+        assert!(
+            r.topics[0]
+                .partitions
+                .iter()
+                .all(|p| p.last_fetched_epoch == -1)
+        );
+        let mut wire = bytes::BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(&r, &mut wire, 11).expect("encodes at v11");
         assert_eq!(r.forgotten_topics_data.len(), 1);
         assert_eq!(r.forgotten_topics_data[0].topic.0.as_str(), "c");
         assert_eq!(r.forgotten_topics_data[0].partitions, [2]);

@@ -28,6 +28,7 @@
 //! last slice of the records is dropped (after the target acknowledged them,
 //! in a replicator). Fetching starts with the first `poll`.
 
+mod divergence;
 mod leader;
 mod progress;
 mod router;
@@ -53,7 +54,10 @@ use crate::fetch::Isolation;
 use crate::retry::{Backoff, RetryState};
 use crate::topic::TopicPartition;
 
+pub use divergence::LogDivergence;
 pub use session::{FetchPlan, FetchSession, SessionPartition};
+
+use divergence::EpochHistory;
 
 /// Settings for a [`SourceFetcher`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +124,10 @@ pub struct PartitionData {
     /// the partition is fetched again only after [`SourceFetcher::assign`].
     ///
     /// - `OFFSET_OUT_OF_RANGE`: the position is before the log start or past
-    ///   the end (look it up with `Client::list_offsets` and reassign).
+    ///   the end (look it up with `Client::list_offsets` and reassign); or
+    ///   the source log diverged from what was fetched (an unclean leader
+    ///   election, KIP-320): then [`SourceFetcher::divergence`] says where,
+    ///   and the records fetched from there on are gone from the source.
     /// - `TOPIC_AUTHORIZATION_FAILED` and other non-retriable broker codes.
     /// - `UNKNOWN_TOPIC_OR_PARTITION`: metadata no longer lists the topic
     ///   or partition (deleted), after several confirmations.
@@ -180,6 +187,8 @@ impl SourceFetcher {
             Some(part) => {
                 part.position = offset;
                 part.progressed(default_max);
+                // A seek: what was fetched before says nothing about `offset`.
+                part.epochs = EpochHistory::new();
                 if part.parked {
                     let paused = part.paused;
                     *part = Part::new(offset, default_max, shared.config.backoff);
@@ -195,6 +204,40 @@ impl SourceFetcher {
         }
         st.ready.retain(|d| d.tp != tp);
         shared.wake_all(&st);
+    }
+
+    /// Like [`assign`](Self::assign), for a position whose preceding records
+    /// were fetched in leader epoch `last_epoch` (e.g. kept with a
+    /// checkpoint): the first fetch (Fetch v12+) checks that the source
+    /// still holds them, and a divergence is reported as for records this
+    /// fetcher fetched itself.
+    pub fn assign_after_epoch(&self, tp: TopicPartition, offset: i64, last_epoch: i32) {
+        self.assign(tp.clone(), offset);
+        let mut st = self.shared.lock();
+        if let Some(part) = st.partitions.get_mut(&tp) {
+            part.epochs = EpochHistory::starting_at(last_epoch, offset);
+        }
+    }
+
+    /// Why `tp` stopped, when it stopped because the source log diverged
+    /// from what was fetched (reported as `OFFSET_OUT_OF_RANGE` in
+    /// [`PartitionData::error`]). Cleared by the next assign.
+    pub fn divergence(&self, tp: &TopicPartition) -> Option<LogDivergence> {
+        self.shared
+            .lock()
+            .partitions
+            .get(tp)
+            .and_then(|p| p.divergence)
+    }
+
+    /// The leader epoch of the last batch fetched for `tp`, if known: what
+    /// [`assign_after_epoch`](Self::assign_after_epoch) takes back.
+    pub fn last_fetched_epoch(&self, tp: &TopicPartition) -> Option<i32> {
+        self.shared
+            .lock()
+            .partitions
+            .get(tp)
+            .and_then(|p| p.epochs.last())
     }
 
     /// Stops fetching `tp` and drops its data not yet polled.
@@ -342,6 +385,10 @@ struct Part {
     not_before: Option<Instant>,
     /// Metadata answers in a row that did not know the topic or partition.
     unknown: u32,
+    /// Leader epochs of the records fetched since the last assign (KIP-320).
+    epochs: EpochHistory,
+    /// Set when the partition stopped because the source log diverged.
+    divergence: Option<LogDivergence>,
 }
 
 impl Part {
@@ -358,6 +405,8 @@ impl Part {
             retry: RetryState::new(backoff),
             not_before: None,
             unknown: 0,
+            epochs: EpochHistory::new(),
+            divergence: None,
         }
     }
 
