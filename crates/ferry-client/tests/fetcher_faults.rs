@@ -8,7 +8,8 @@ mod source_support;
 use std::time::Duration;
 
 use ferry_client::{
-    Client, ClientConfig, FetcherConfig, KafkaCode, PartitionData, SourceFetcher, TopicPartition,
+    Client, ClientConfig, FetcherConfig, KafkaCode, PartitionData, SourceFetcher, StopReason,
+    TopicPartition,
 };
 use ferry_testkit::cluster::OwnCluster;
 use source_support::{batch, broker, connect, create_topic, now_ms, produce, unique_topic};
@@ -151,4 +152,91 @@ async fn a_new_epoch_past_our_position_is_a_divergence_not_new_data() {
     assert_eq!((d.position, d.diverged_from), (15, 10), "{d}");
     assert_eq!((d.leader_epoch, d.leader_end_offset), (old_epoch, 10));
     println!("{d}");
+}
+
+/// Partition 1 holds one 512 KiB batch, more than the connection's 256 KiB
+/// frame limit (a small limit stands in for a 120 MiB batch); partitions 0
+/// and 2 on the same broker hold many small batches. Before, the refused
+/// response stalled all three forever (the big partition was listed first
+/// again and again); now partition 1 alone stops, with a report naming the
+/// setting, and the others are fetched to the end.
+#[tokio::test]
+async fn a_batch_larger_than_the_frame_limit_stops_only_its_partition() {
+    let Some(addr) = broker() else { return };
+    const FRAME: usize = 256 * 1024;
+    let mut config = ClientConfig::default();
+    config.connection.max_frame_size = FRAME;
+    let client = Client::connect(&[addr.as_str()], config)
+        .await
+        .expect("connect");
+    let topic = unique_topic("oversized");
+    create_topic(&client, &topic, 3, &[]).await;
+    produce(&client, &topic, 1, batch("big", 128, now_ms(), 4096)).await;
+    const SMALL_BATCHES: i64 = 40;
+    for p in [0, 2] {
+        for i in 0..SMALL_BATCHES {
+            produce(
+                &client,
+                &topic,
+                p,
+                batch(&format!("{p}/{i}"), 4, now_ms(), 1000),
+            )
+            .await;
+        }
+    }
+    let fetcher = SourceFetcher::new(
+        client.clone(),
+        FetcherConfig {
+            max_bytes: 64 * 1024,
+            partition_max_bytes: 16 * 1024,
+            ..FetcherConfig::default()
+        },
+    );
+    let tps: Vec<TopicPartition> = (0..3)
+        .map(|p| TopicPartition::new(topic.as_str(), p))
+        .collect();
+    for tp in &tps {
+        fetcher.assign(tp.clone(), 0);
+    }
+    let mut big_error = None;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let done = [&tps[0], &tps[2]]
+                .iter()
+                .all(|tp| fetcher.position(tp) == Some(SMALL_BATCHES * 4));
+            if done && big_error.is_some() {
+                return;
+            }
+            for data in poll(&fetcher).await {
+                if data.tp == tps[1] {
+                    assert!(data.error.is_some(), "the big batch arrived: {data:?}");
+                    big_error = data.error;
+                } else {
+                    assert_eq!(data.error, None, "{data:?}");
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        outcome.is_ok(),
+        "stalled: positions {:?}, partition 1 {big_error:?}",
+        tps.iter()
+            .map(|tp| fetcher.position(tp))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(big_error, Some(KafkaCode::MESSAGE_TOO_LARGE));
+    let reason = fetcher.stop_reason(&tps[1]).expect("a stop reason");
+    let StopReason::FrameTooLarge {
+        offset,
+        frame_size,
+        max_frame_size,
+    } = reason
+    else {
+        panic!("{reason:?}")
+    };
+    assert_eq!((offset, max_frame_size), (0, FRAME));
+    assert!(frame_size > 512 * 1024, "{frame_size}");
+    assert!(reason.to_string().contains("max_frame_size"), "{reason}");
+    println!("{reason}");
 }

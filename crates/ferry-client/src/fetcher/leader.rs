@@ -18,16 +18,18 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::divergence::{EpochCheck, EpochHistory, check};
+use super::oversize::{FrameVerdict, OversizeSearch};
 use super::progress::{Scan, scan};
 use super::session::{
     FIRST_SESSION_VERSION, FetchPlan, FetchSession, SessionPartition, is_session_error,
 };
-use super::{FetcherConfig, Leader, PartitionData, Shared, State};
+use super::{FetcherConfig, Leader, PartitionData, Shared, State, StopReason};
 use crate::connection::encode_request;
 use crate::error::{ClientError, KafkaCode};
 use crate::fetch::Isolation;
 use crate::retry::RetryState;
 use crate::topic::TopicPartition;
+use ferry_wire::WireError;
 
 /// Fetch v13 names topics by id.
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
@@ -50,25 +52,31 @@ pub(super) async fn run(shared: Arc<Shared>, node: i32, wake: Arc<Notify>) {
     let mut failures = RetryState::new(shared.config.backoff);
     let mut throttled_until: Option<Instant> = None;
     let mut requests: usize = 0;
+    let mut oversize = OversizeSearch::default();
     loop {
         if let Some(until) = throttled_until.take() {
             // KIP-219: the broker answered at once and expects us to wait.
             tokio::time::sleep_until(until).await;
         }
-        let Some((wanted, full)) = next_work(&shared, node, &wake, requests).await else {
+        let Some((mut wanted, full)) = next_work(&shared, node, &wake, requests).await else {
             return;
         };
         requests = requests.wrapping_add(1);
-        if full {
+        // After a response too large for a frame, one partition at a time.
+        let probe = oversize.probe(wanted.iter().map(|(tp, _)| tp));
+        if let Some(tp) = &probe {
+            wanted.retain(|(w, _)| w == tp);
+        } else if full {
             session.force_full();
         }
         let lease = match &shared.budget {
             Some(budget) => Some(reserve(budget, &shared.config, &wanted).await),
             None => None,
         };
-        match fetch_once(&shared, node, &mut session, &wanted, lease).await {
+        match fetch_once(&shared, node, &mut session, &wanted, lease, probe.is_some()).await {
             Ok(throttle) => {
                 failures.succeeded();
+                oversize.answered(probe.as_ref());
                 throttled_until = throttle;
             }
             Err(e) => {
@@ -79,11 +87,56 @@ pub(super) async fn run(shared: Arc<Shared>, node: i32, wake: Arc<Notify>) {
                     // The broker evicted the session: open a new one now.
                     delay = Duration::ZERO;
                 }
+                if let Some((frame_size, max_frame_size)) = frame_too_large(&e) {
+                    // Not broker trouble: one partition's batch. Find it.
+                    shared.retries.record(&e);
+                    let sent = wanted.iter().map(|(tp, _)| tp);
+                    if let FrameVerdict::Oversized(tp) = oversize.refused(sent, probe.as_ref()) {
+                        stop_oversized(&shared, &tp, frame_size, max_frame_size);
+                    } else {
+                        tracing::debug!(node, frame_size, max_frame_size, probe = ?probe, "response too large for a frame; fetching partitions alone to find the batch");
+                    }
+                    delay = delay.min(shared.config.backoff.delay(1));
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
                 on_failure(&shared, node, &e, delay, session_reset);
                 tokio::time::sleep(delay).await;
             }
         }
     }
+}
+
+/// The frame size and limit, if `e` is a response larger than the limit.
+fn frame_too_large(e: &ClientError) -> Option<(usize, usize)> {
+    match e {
+        ClientError::Frame {
+            source: WireError::FrameTooLarge { size, max },
+            ..
+        } => Some((*size, *max)),
+        _ => None,
+    }
+}
+
+/// `tp`'s next batch does not fit in a frame even fetched alone: stop it
+/// with a report naming the setting to raise.
+fn stop_oversized(shared: &Shared, tp: &TopicPartition, frame_size: usize, max_frame_size: usize) {
+    let mut st = shared.lock();
+    let Some(part) = st.partitions.get_mut(tp) else {
+        return;
+    };
+    let reason = StopReason::FrameTooLarge {
+        offset: part.position,
+        frame_size,
+        max_frame_size,
+    };
+    tracing::error!(partition = %tp, offset = part.position, frame_size, max_frame_size, "{reason}; partition stopped, the broker's other partitions go on");
+    Shared::park(&mut st, tp, KafkaCode::MESSAGE_TOO_LARGE);
+    if let Some(part) = st.partitions.get_mut(tp) {
+        part.stopped = Some(reason);
+    }
+    drop(st);
+    shared.data_ready.notify_waiters();
 }
 
 /// Waits until this broker has partitions to fetch and the buffer has room.
@@ -194,6 +247,7 @@ async fn fetch_once(
     session: &mut FetchSession,
     wanted: &[(TopicPartition, SessionPartition)],
     lease: Option<Lease>,
+    probe: bool,
 ) -> Result<Option<Instant>, ClientError> {
     let conn = shared.client.broker_connection(node).await?;
     let ids = wanted.iter().all(|(_, w)| w.topic_id.is_some());
@@ -208,12 +262,18 @@ async fn fetch_once(
         max,
     };
     let version = conn.versions().pick(ApiKey::Fetch, range)?;
-    let plan = session.plan(
-        wanted,
-        ids && version >= FIRST_TOPIC_ID_VERSION,
-        version >= FIRST_SESSION_VERSION,
-    );
+    let by_id = ids && version >= FIRST_TOPIC_ID_VERSION;
+    let plan = if probe {
+        // Sessionless, so the broker's session is left as it is.
+        probe_plan(wanted, by_id)
+    } else {
+        session.plan(wanted, by_id, version >= FIRST_SESSION_VERSION)
+    };
     let mut request = fetch_request(&plan, &shared.config, version);
+    if probe {
+        // Only to see whether it fits: no waiting for data.
+        request.max_wait_ms = 0;
+    }
     if let Some(lease) = &lease {
         request.max_bytes = request
             .max_bytes
@@ -223,7 +283,9 @@ async fn fetch_once(
     let frame = match conn.send_raw(ApiKey::Fetch, version, vec![body]).await {
         Ok(frame) => frame,
         Err(e) => {
-            session.failed();
+            if !probe {
+                session.failed();
+            }
             return Err(e);
         }
     };
@@ -239,7 +301,9 @@ async fn fetch_once(
     let response = match decode_fetch_response(frame, version) {
         Ok(r) => r,
         Err(e) => {
-            session.failed();
+            if !probe {
+                session.failed();
+            }
             return Err(conn.reject(ClientError::Decode {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::Fetch,
@@ -249,7 +313,9 @@ async fn fetch_once(
         }
     };
     if let Some(code) = KafkaCode::from_code(response.error_code) {
-        session.failed_with(code);
+        if !probe {
+            session.failed_with(code);
+        }
         return Err(ClientError::Kafka {
             broker: conn.broker().to_owned(),
             api: ApiKey::Fetch,
@@ -260,13 +326,31 @@ async fn fetch_once(
             ),
         });
     }
-    session.completed(&plan, response.session_id);
     let throttle = u64::try_from(response.throttle_time_ms)
         .ok()
         .filter(|ms| *ms > 0)
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    absorb(shared, node, session, response);
+    if probe {
+        let mut alone = FetchSession::new();
+        alone.completed(&plan, 0);
+        absorb(shared, node, &alone, response);
+    } else {
+        session.completed(&plan, response.session_id);
+        absorb(shared, node, session, response);
+    }
     Ok(throttle)
+}
+
+/// A sessionless full fetch of `wanted` alone.
+fn probe_plan(wanted: &[(TopicPartition, SessionPartition)], topic_ids: bool) -> FetchPlan {
+    FetchPlan {
+        session_id: 0,
+        session_epoch: -1,
+        full: true,
+        topic_ids,
+        send: wanted.to_vec(),
+        forget: Vec::new(),
+    }
 }
 
 /// The Fetch request for `plan`. Partitions of one topic are grouped under
@@ -520,7 +604,7 @@ fn partition_result(
         match check(&part.epochs, fetch_offset, leader_epoch, leader_end_offset) {
             EpochCheck::Diverged(divergence) => {
                 part.parked = true;
-                part.divergence = Some(divergence);
+                part.stopped = Some(StopReason::Diverged(divergence));
                 tracing::error!(partition = %tp, node, position = divergence.position, diverged_from = divergence.diverged_from, leader_epoch, leader_end_offset, "{divergence}; partition stopped");
                 ready.push_back(data(
                     bytes::Bytes::new(),

@@ -30,6 +30,7 @@
 
 mod divergence;
 mod leader;
+mod oversize;
 mod progress;
 mod router;
 pub mod session;
@@ -134,10 +135,50 @@ pub struct PartitionData {
     /// - `UNKNOWN_TOPIC_ID`: the topic was deleted and recreated under the
     ///   same name (a new topic id).
     /// - `MESSAGE_TOO_LARGE`: a batch the broker returns only in part even
-    ///   at `max_bytes` and listed first in the request.
+    ///   at `max_bytes` and listed first in the request; or a batch whose
+    ///   response is larger than the connection's `max_frame_size` even when
+    ///   fetched alone ([`SourceFetcher::stop_reason`] says how large). The
+    ///   broker's other partitions go on.
     /// - `CORRUPT_MESSAGE`: records that do not parse as batches, or
     ///   that end before the fetch offset; `records` holds the bad bytes.
     pub error: Option<KafkaCode>,
+}
+
+/// Why the fetcher stopped a partition, beyond the Kafka code it reports
+/// in [`PartitionData::error`]. The display text says what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// Reported as `OFFSET_OUT_OF_RANGE`: the source log diverged from what
+    /// was fetched (KIP-320).
+    Diverged(LogDivergence),
+    /// Reported as `MESSAGE_TOO_LARGE`: fetched alone, the partition's next
+    /// batch at `offset` still came in a response of `frame_size` bytes,
+    /// more than the connection's `max_frame_size`.
+    FrameTooLarge {
+        offset: i64,
+        frame_size: usize,
+        max_frame_size: usize,
+    },
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Diverged(d) => d.fmt(f),
+            Self::FrameTooLarge {
+                offset,
+                frame_size,
+                max_frame_size,
+            } => write!(
+                f,
+                "the batch at offset {offset} comes in a response of {frame_size} bytes, more \
+                 than the source connection's max_frame_size of {max_frame_size} bytes; raise \
+                 max_frame_size (clusters.<source>.max_frame_size) above {frame_size} and \
+                 restart the partition"
+            ),
+        }
+    }
 }
 
 /// Fetches raw batches from one source cluster. See the module docs.
@@ -219,15 +260,24 @@ impl SourceFetcher {
         }
     }
 
-    /// Why `tp` stopped, when it stopped because the source log diverged
-    /// from what was fetched (reported as `OFFSET_OUT_OF_RANGE` in
-    /// [`PartitionData::error`]). Cleared by the next assign.
-    pub fn divergence(&self, tp: &TopicPartition) -> Option<LogDivergence> {
+    /// Why `tp` stopped, beyond the code in [`PartitionData::error`], when
+    /// the fetcher knows more. Cleared by the next assign.
+    pub fn stop_reason(&self, tp: &TopicPartition) -> Option<StopReason> {
         self.shared
             .lock()
             .partitions
             .get(tp)
-            .and_then(|p| p.divergence)
+            .and_then(|p| p.stopped)
+    }
+
+    /// Where the source log diverged from what was fetched, when that is
+    /// why `tp` stopped (reported as `OFFSET_OUT_OF_RANGE` in
+    /// [`PartitionData::error`]). Cleared by the next assign.
+    pub fn divergence(&self, tp: &TopicPartition) -> Option<LogDivergence> {
+        match self.stop_reason(tp) {
+            Some(StopReason::Diverged(d)) => Some(d),
+            _ => None,
+        }
     }
 
     /// The leader epoch of the last batch fetched for `tp`, if known: what
@@ -387,8 +437,8 @@ struct Part {
     unknown: u32,
     /// Leader epochs of the records fetched since the last assign (KIP-320).
     epochs: EpochHistory,
-    /// Set when the partition stopped because the source log diverged.
-    divergence: Option<LogDivergence>,
+    /// Why the partition stopped, when there is more to say than a code.
+    stopped: Option<StopReason>,
 }
 
 impl Part {
@@ -406,7 +456,7 @@ impl Part {
             not_before: None,
             unknown: 0,
             epochs: EpochHistory::new(),
-            divergence: None,
+            stopped: None,
         }
     }
 
