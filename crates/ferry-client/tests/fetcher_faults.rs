@@ -73,6 +73,15 @@ async fn a_position_past_the_leaders_end_of_our_epoch_is_a_divergence() {
         "{d}"
     );
     assert_eq!((d.leader_epoch, d.leader_end_offset), (epoch, 10));
+    // OffsetForLeaderEpoch (the check on brokers below Fetch v12) agrees.
+    let end = client
+        .epoch_end_offset(&topic, 0, epoch)
+        .await
+        .expect("epoch end");
+    assert_eq!(
+        (end.error, end.leader_epoch, end.end_offset),
+        (None, epoch, 10)
+    );
 
     // A new assign clears it and fetching goes on from there.
     fetcher.assign(tp.clone(), 0);
@@ -152,6 +161,23 @@ async fn a_new_epoch_past_our_position_is_a_divergence_not_new_data() {
     assert_eq!((d.position, d.diverged_from), (15, 10), "{d}");
     assert_eq!((d.leader_epoch, d.leader_end_offset), (old_epoch, 10));
     println!("{d}");
+    // OffsetForLeaderEpoch gives the same answers: where each epoch ends.
+    let end = client
+        .epoch_end_offset(&topic, 0, old_epoch)
+        .await
+        .expect("old epoch end");
+    assert_eq!(
+        (end.error, end.leader_epoch, end.end_offset),
+        (None, old_epoch, 10)
+    );
+    let end = client
+        .epoch_end_offset(&topic, 0, new_epoch)
+        .await
+        .expect("new epoch end");
+    assert_eq!(
+        (end.error, end.leader_epoch, end.end_offset),
+        (None, new_epoch, 20)
+    );
 }
 
 /// Partition 1 holds one 512 KiB batch, more than the connection's 256 KiB

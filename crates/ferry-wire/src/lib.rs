@@ -53,6 +53,7 @@ pub mod list_offsets_response;
 pub mod metadata_response;
 pub mod offset_commit_response;
 pub mod offset_fetch_response;
+pub mod offset_for_leader_epoch_response;
 pub mod pool;
 pub mod produce;
 pub mod produce_response;

@@ -23,6 +23,7 @@ use super::progress::{Scan, scan};
 use super::session::{
     FIRST_SESSION_VERSION, FetchPlan, FetchSession, SessionPartition, is_session_error,
 };
+use super::validate::validate;
 use super::{FetcherConfig, Leader, PartitionData, Shared, State, StopReason};
 use crate::connection::encode_request;
 use crate::error::{ClientError, KafkaCode};
@@ -262,6 +263,18 @@ async fn fetch_once(
         max,
     };
     let version = conn.versions().pick(ApiKey::Fetch, range)?;
+    // Below v12 nothing checks the fetch position against the leader's
+    // log; after a leader change ask it first (KIP-320).
+    let checked;
+    let wanted = if version < FIRST_DIVERGING_EPOCH_VERSION && !probe {
+        checked = validate(shared, &conn, node, wanted).await?;
+        if checked.is_empty() {
+            return Ok(None);
+        }
+        &checked[..]
+    } else {
+        wanted
+    };
     let by_id = ids && version >= FIRST_TOPIC_ID_VERSION;
     let plan = if probe {
         // Sessionless, so the broker's session is left as it is.
@@ -518,7 +531,7 @@ fn absorb(shared: &Arc<Shared>, node: i32, session: &FetchSession, response: Fet
 }
 
 /// Leadership moved or is moving: find the new leader.
-fn moves_leader(code: KafkaCode) -> bool {
+pub(super) fn moves_leader(code: KafkaCode) -> bool {
     matches!(
         code,
         KafkaCode::NOT_LEADER_OR_FOLLOWER
@@ -635,6 +648,7 @@ fn partition_result(
             for (epoch, base_offset) in epochs {
                 part.epochs.record(epoch, base_offset);
             }
+            part.checked_leader = part.leader;
             part.position = next_offset;
             part.progressed(default_max);
             ready.push_back(data(records.slice(..end), None));

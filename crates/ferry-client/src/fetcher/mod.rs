@@ -34,6 +34,7 @@ mod oversize;
 mod progress;
 mod router;
 pub mod session;
+mod validate;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -439,6 +440,10 @@ struct Part {
     epochs: EpochHistory,
     /// Why the partition stopped, when there is more to say than a code.
     stopped: Option<StopReason>,
+    /// The leader whose log `epochs` was last found consistent with (it
+    /// served records, or answered OffsetForLeaderEpoch). Another leader
+    /// is asked first on brokers without Fetch v12.
+    checked_leader: Option<Leader>,
 }
 
 impl Part {
@@ -457,6 +462,7 @@ impl Part {
             unknown: 0,
             epochs: EpochHistory::new(),
             stopped: None,
+            checked_leader: None,
         }
     }
 
