@@ -14,6 +14,17 @@
 //!   straight to the new leader when the response names one (KIP-951); the
 //!   position is kept. Lost connections are retried with backoff. None of
 //!   this reaches the engine.
+//! - KIP-320: each partition remembers the leader epochs of the batches it
+//!   fetched (`divergence.rs`) and sends the latest as `last_fetched_epoch`
+//!   (Fetch v12+); on older brokers a new leader is first asked with
+//!   OffsetForLeaderEpoch. A source log that no longer holds what was
+//!   fetched (an unclean leader election) stops the partition with a
+//!   [`LogDivergence`] instead of fetching the new leader's records on top.
+//! - A response refused for exceeding the connection's `max_frame_size` is
+//!   one partition's oversized batch (KIP-74 returns it whole), not broker
+//!   trouble: the request's partitions are fetched alone until the one is
+//!   found (`oversize.rs`); only it stops, with a [`StopReason`] naming the
+//!   setting to raise.
 //! - Errors the engine must decide about (OFFSET_OUT_OF_RANGE, authorization,
 //!   a deleted or recreated topic, a batch that cannot be fetched, corrupt
 //!   data) come back as a [`PartitionData`] with [`error`](PartitionData::error)
