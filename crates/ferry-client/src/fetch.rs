@@ -12,7 +12,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_wire::fetch::{FetchResponse, TopicKey, decode_fetch_response};
+use ferry_wire::offset_for_leader_epoch_response::{
+    MAX_OFFSET_FOR_LEADER_EPOCH_VERSION, MIN_OFFSET_FOR_LEADER_EPOCH_VERSION,
+    decode_offset_for_leader_epoch_response,
+};
+use kafka_protocol::messages::OffsetForLeaderEpochRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::{ApiKey, FetchRequest, TopicName};
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
 use uuid::Uuid;
@@ -20,8 +28,9 @@ use uuid::Uuid;
 pub use ferry_wire::txn::AbortedTxn;
 
 use crate::client::Client;
-use crate::connection::encode_request;
+use crate::connection::{Connection, encode_request};
 use crate::error::{ClientError, KafkaCode, Result};
+use crate::topic::TopicPartition;
 use crate::versions::BrokerVersions;
 
 /// Fetch v13 names topics by id; below that, by name.
@@ -223,7 +232,130 @@ fn fetched_partition(
     })
 }
 
+/// One partition to ask OffsetForLeaderEpoch about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochQuery {
+    pub partition: i32,
+    /// Fencing, as in Fetch: -1 if unknown.
+    pub current_leader_epoch: i32,
+    /// The epoch whose end offset is wanted.
+    pub leader_epoch: i32,
+}
+
+/// The leader's answer about one epoch (KIP-101/320).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochEnd {
+    pub partition: i32,
+    /// The partition's error, e.g. `FENCED_LEADER_EPOCH`, `NOT_LEADER_OR_FOLLOWER`.
+    pub error: Option<KafkaCode>,
+    /// The largest epoch the leader holds at or below the one asked for,
+    /// and where it ends in its log; both -1 when the leader cannot tell.
+    pub leader_epoch: i32,
+    pub end_offset: i64,
+}
+
+/// Asks `conn` (the leader) where leader epochs end in its log, as a
+/// consumer (replica id -1): one OffsetForLeaderEpoch request.
+pub async fn epoch_end_offsets(
+    conn: &Connection,
+    topic: &str,
+    queries: &[EpochQuery],
+) -> Result<Vec<EpochEnd>> {
+    let ours = OffsetForLeaderEpochRequest::VERSIONS;
+    let version = conn.versions().pick(
+        ApiKey::OffsetForLeaderEpoch,
+        VersionRange {
+            min: ours.min.max(MIN_OFFSET_FOR_LEADER_EPOCH_VERSION),
+            max: ours.max.min(MAX_OFFSET_FOR_LEADER_EPOCH_VERSION),
+        },
+    )?;
+    let partitions = queries
+        .iter()
+        .map(|q| {
+            OffsetForLeaderPartition::default()
+                .with_partition(q.partition)
+                .with_current_leader_epoch(q.current_leader_epoch)
+                .with_leader_epoch(q.leader_epoch)
+        })
+        .collect();
+    let mut request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+        OffsetForLeaderTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partitions(partitions),
+    ]);
+    if version >= 3 {
+        // A consumer: answers stop at the high watermark.
+        request = request.with_replica_id(kafka_protocol::messages::BrokerId(-1));
+    }
+    let body = encode_request(
+        &request,
+        ApiKey::OffsetForLeaderEpoch,
+        version,
+        conn.broker(),
+    )?;
+    let reply = conn
+        .send_raw(ApiKey::OffsetForLeaderEpoch, version, vec![body])
+        .await?;
+    let response = decode_offset_for_leader_epoch_response(reply, version).map_err(|e| {
+        conn.reject(ClientError::Decode {
+            broker: conn.broker().to_owned(),
+            api: ApiKey::OffsetForLeaderEpoch,
+            version,
+            detail: e.to_string(),
+        })
+    })?;
+    let answers: Vec<EpochEnd> = response
+        .topics
+        .into_iter()
+        .filter(|t| t.name == topic)
+        .flat_map(|t| t.partitions)
+        .map(|p| EpochEnd {
+            partition: p.partition,
+            error: KafkaCode::from_code(p.error_code),
+            leader_epoch: p.leader_epoch,
+            end_offset: p.end_offset,
+        })
+        .collect();
+    for q in queries {
+        if !answers.iter().any(|a| a.partition == q.partition) {
+            return Err(ClientError::IncompleteResponse {
+                broker: conn.broker().to_owned(),
+                api: ApiKey::OffsetForLeaderEpoch,
+                missing: TopicPartition::new(topic, q.partition).to_string(),
+            });
+        }
+    }
+    Ok(answers)
+}
+
 impl Client {
+    /// Where leader epoch `leader_epoch` ends in the log of `topic`/`partition`'s
+    /// leader (OffsetForLeaderEpoch; KIP-320 validation on brokers whose
+    /// Fetch has no diverging epoch).
+    pub async fn epoch_end_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> Result<EpochEnd> {
+        let leader = self.leader(topic, partition).await?;
+        let conn = self.broker_connection(leader.broker.node_id).await?;
+        let query = EpochQuery {
+            partition,
+            current_leader_epoch: leader.partition.leader_epoch.unwrap_or(-1),
+            leader_epoch,
+        };
+        let answers = epoch_end_offsets(&conn, topic, &[query]).await?;
+        answers
+            .into_iter()
+            .find(|a| a.partition == partition)
+            .ok_or_else(|| ClientError::IncompleteResponse {
+                broker: conn.broker().to_owned(),
+                api: ApiKey::OffsetForLeaderEpoch,
+                missing: TopicPartition::new(topic, partition).to_string(),
+            })
+    }
+
     /// Fetches `topic`/`partition` from `offset` from the partition leader
     /// named by the cached metadata, returning the raw record batches.
     ///

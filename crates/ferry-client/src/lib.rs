@@ -75,7 +75,7 @@ pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{ClientError, KafkaCode, Result};
 pub use fetch::{AbortedTxn, FetchOptions, FetchedPartition, Isolation};
-pub use fetcher::{FetcherConfig, PartitionData, SourceFetcher};
+pub use fetcher::{FetcherConfig, LogDivergence, PartitionData, SourceFetcher, StopReason};
 pub use groups::{GroupDescription, GroupListing};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{ProduceOptions, Produced};

@@ -64,5 +64,6 @@ pub use responses::list_offsets as list_offsets_response;
 pub use responses::metadata as metadata_response;
 pub use responses::offset_commit as offset_commit_response;
 pub use responses::offset_fetch as offset_fetch_response;
+pub use responses::offset_for_leader_epoch as offset_for_leader_epoch_response;
 pub use responses::produce as produce_response;
 pub use responses::sasl as sasl_response;

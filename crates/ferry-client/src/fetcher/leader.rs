@@ -17,19 +17,26 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::divergence::{EpochCheck, EpochHistory, check};
+use super::oversize::{FrameVerdict, OversizeSearch};
 use super::progress::{Scan, scan};
 use super::session::{
     FIRST_SESSION_VERSION, FetchPlan, FetchSession, SessionPartition, is_session_error,
 };
-use super::{FetcherConfig, Leader, PartitionData, Shared, State};
+use super::validate::validate;
+use super::{FetcherConfig, Leader, PartitionData, Shared, State, StopReason};
 use crate::connection::encode_request;
 use crate::error::{ClientError, KafkaCode};
 use crate::fetch::Isolation;
 use crate::retry::RetryState;
 use crate::topic::TopicPartition;
+use ferry_wire::WireError;
 
 /// Fetch v13 names topics by id.
 const FIRST_TOPIC_ID_VERSION: i16 = 13;
+
+/// Fetch v12 carries `last_fetched_epoch` and answers with diverging epochs.
+pub(super) const FIRST_DIVERGING_EPOCH_VERSION: i16 = 12;
 
 /// Partial-batch responses in a row for a batch larger than `max_bytes`,
 /// after which the partition is reported as MESSAGE_TOO_LARGE. The first
@@ -46,25 +53,31 @@ pub(super) async fn run(shared: Arc<Shared>, node: i32, wake: Arc<Notify>) {
     let mut failures = RetryState::new(shared.config.backoff);
     let mut throttled_until: Option<Instant> = None;
     let mut requests: usize = 0;
+    let mut oversize = OversizeSearch::default();
     loop {
         if let Some(until) = throttled_until.take() {
             // KIP-219: the broker answered at once and expects us to wait.
             tokio::time::sleep_until(until).await;
         }
-        let Some((wanted, full)) = next_work(&shared, node, &wake, requests).await else {
+        let Some((mut wanted, full)) = next_work(&shared, node, &wake, requests).await else {
             return;
         };
         requests = requests.wrapping_add(1);
-        if full {
+        // After a response too large for a frame, one partition at a time.
+        let probe = oversize.probe(wanted.iter().map(|(tp, _)| tp));
+        if let Some(tp) = &probe {
+            wanted.retain(|(w, _)| w == tp);
+        } else if full {
             session.force_full();
         }
         let lease = match &shared.budget {
             Some(budget) => Some(reserve(budget, &shared.config, &wanted).await),
             None => None,
         };
-        match fetch_once(&shared, node, &mut session, &wanted, lease).await {
+        match fetch_once(&shared, node, &mut session, &wanted, lease, probe.is_some()).await {
             Ok(throttle) => {
                 failures.succeeded();
+                oversize.answered(probe.as_ref());
                 throttled_until = throttle;
             }
             Err(e) => {
@@ -75,11 +88,56 @@ pub(super) async fn run(shared: Arc<Shared>, node: i32, wake: Arc<Notify>) {
                     // The broker evicted the session: open a new one now.
                     delay = Duration::ZERO;
                 }
+                if let Some((frame_size, max_frame_size)) = frame_too_large(&e) {
+                    // Not broker trouble: one partition's batch. Find it.
+                    shared.retries.record(&e);
+                    let sent = wanted.iter().map(|(tp, _)| tp);
+                    if let FrameVerdict::Oversized(tp) = oversize.refused(sent, probe.as_ref()) {
+                        stop_oversized(&shared, &tp, frame_size, max_frame_size);
+                    } else {
+                        tracing::debug!(node, frame_size, max_frame_size, probe = ?probe, "response too large for a frame; fetching partitions alone to find the batch");
+                    }
+                    delay = delay.min(shared.config.backoff.delay(1));
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
                 on_failure(&shared, node, &e, delay, session_reset);
                 tokio::time::sleep(delay).await;
             }
         }
     }
+}
+
+/// The frame size and limit, if `e` is a response larger than the limit.
+fn frame_too_large(e: &ClientError) -> Option<(usize, usize)> {
+    match e {
+        ClientError::Frame {
+            source: WireError::FrameTooLarge { size, max },
+            ..
+        } => Some((*size, *max)),
+        _ => None,
+    }
+}
+
+/// `tp`'s next batch does not fit in a frame even fetched alone: stop it
+/// with a report naming the setting to raise.
+fn stop_oversized(shared: &Shared, tp: &TopicPartition, frame_size: usize, max_frame_size: usize) {
+    let mut st = shared.lock();
+    let Some(part) = st.partitions.get_mut(tp) else {
+        return;
+    };
+    let reason = StopReason::FrameTooLarge {
+        offset: part.position,
+        frame_size,
+        max_frame_size,
+    };
+    tracing::error!(partition = %tp, offset = part.position, frame_size, max_frame_size, "{reason}; partition stopped, the broker's other partitions go on");
+    Shared::park(&mut st, tp, KafkaCode::MESSAGE_TOO_LARGE);
+    if let Some(part) = st.partitions.get_mut(tp) {
+        part.stopped = Some(reason);
+    }
+    drop(st);
+    shared.data_ready.notify_waiters();
 }
 
 /// Waits until this broker has partitions to fetch and the buffer has room.
@@ -140,6 +198,7 @@ fn wanted(st: &State, node: i32, now: Instant, rotation: usize) -> Result<Work, 
                 fetch_offset: part.position,
                 current_leader_epoch: leader.epoch,
                 max_bytes: part.max_bytes,
+                last_fetched_epoch: part.epochs.last().unwrap_or(-1),
             },
         );
         if part.first {
@@ -189,6 +248,7 @@ async fn fetch_once(
     session: &mut FetchSession,
     wanted: &[(TopicPartition, SessionPartition)],
     lease: Option<Lease>,
+    probe: bool,
 ) -> Result<Option<Instant>, ClientError> {
     let conn = shared.client.broker_connection(node).await?;
     let ids = wanted.iter().all(|(_, w)| w.topic_id.is_some());
@@ -203,12 +263,30 @@ async fn fetch_once(
         max,
     };
     let version = conn.versions().pick(ApiKey::Fetch, range)?;
-    let plan = session.plan(
-        wanted,
-        ids && version >= FIRST_TOPIC_ID_VERSION,
-        version >= FIRST_SESSION_VERSION,
-    );
+    // Below v12 nothing checks the fetch position against the leader's
+    // log; after a leader change ask it first (KIP-320).
+    let checked;
+    let wanted = if version < FIRST_DIVERGING_EPOCH_VERSION && !probe {
+        checked = validate(shared, &conn, node, wanted).await?;
+        if checked.is_empty() {
+            return Ok(None);
+        }
+        &checked[..]
+    } else {
+        wanted
+    };
+    let by_id = ids && version >= FIRST_TOPIC_ID_VERSION;
+    let plan = if probe {
+        // Sessionless, so the broker's session is left as it is.
+        probe_plan(wanted, by_id)
+    } else {
+        session.plan(wanted, by_id, version >= FIRST_SESSION_VERSION)
+    };
     let mut request = fetch_request(&plan, &shared.config, version);
+    if probe {
+        // Only to see whether it fits: no waiting for data.
+        request.max_wait_ms = 0;
+    }
     if let Some(lease) = &lease {
         request.max_bytes = request
             .max_bytes
@@ -218,7 +296,9 @@ async fn fetch_once(
     let frame = match conn.send_raw(ApiKey::Fetch, version, vec![body]).await {
         Ok(frame) => frame,
         Err(e) => {
-            session.failed();
+            if !probe {
+                session.failed();
+            }
             return Err(e);
         }
     };
@@ -234,7 +314,9 @@ async fn fetch_once(
     let response = match decode_fetch_response(frame, version) {
         Ok(r) => r,
         Err(e) => {
-            session.failed();
+            if !probe {
+                session.failed();
+            }
             return Err(conn.reject(ClientError::Decode {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::Fetch,
@@ -244,7 +326,9 @@ async fn fetch_once(
         }
     };
     if let Some(code) = KafkaCode::from_code(response.error_code) {
-        session.failed_with(code);
+        if !probe {
+            session.failed_with(code);
+        }
         return Err(ClientError::Kafka {
             broker: conn.broker().to_owned(),
             api: ApiKey::Fetch,
@@ -255,13 +339,31 @@ async fn fetch_once(
             ),
         });
     }
-    session.completed(&plan, response.session_id);
     let throttle = u64::try_from(response.throttle_time_ms)
         .ok()
         .filter(|ms| *ms > 0)
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    absorb(shared, node, session, response);
+    if probe {
+        let mut alone = FetchSession::new();
+        alone.completed(&plan, 0);
+        absorb(shared, node, &alone, response);
+    } else {
+        session.completed(&plan, response.session_id);
+        absorb(shared, node, session, response);
+    }
     Ok(throttle)
+}
+
+/// A sessionless full fetch of `wanted` alone.
+fn probe_plan(wanted: &[(TopicPartition, SessionPartition)], topic_ids: bool) -> FetchPlan {
+    FetchPlan {
+        session_id: 0,
+        session_epoch: -1,
+        full: true,
+        topic_ids,
+        send: wanted.to_vec(),
+        forget: Vec::new(),
+    }
 }
 
 /// The Fetch request for `plan`. Partitions of one topic are grouped under
@@ -284,13 +386,15 @@ pub(super) fn fetch_request(
             topics.len() - 1
         });
         if let Some(topic) = topics.get_mut(i) {
-            topic.partitions.push(
-                FetchPartition::default()
-                    .with_partition(tp.partition)
-                    .with_current_leader_epoch(p.current_leader_epoch)
-                    .with_fetch_offset(p.fetch_offset)
-                    .with_partition_max_bytes(p.max_bytes),
-            );
+            let mut partition = FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_current_leader_epoch(p.current_leader_epoch)
+                .with_fetch_offset(p.fetch_offset)
+                .with_partition_max_bytes(p.max_bytes);
+            if version >= FIRST_DIVERGING_EPOCH_VERSION {
+                partition = partition.with_last_fetched_epoch(p.last_fetched_epoch);
+            }
+            topic.partitions.push(partition);
         }
     }
     let mut forgotten: Vec<ForgottenTopic> = Vec::new();
@@ -427,7 +531,7 @@ fn absorb(shared: &Arc<Shared>, node: i32, session: &FetchSession, response: Fet
 }
 
 /// Leadership moved or is moving: find the new leader.
-fn moves_leader(code: KafkaCode) -> bool {
+pub(super) fn moves_leader(code: KafkaCode) -> bool {
     matches!(
         code,
         KafkaCode::NOT_LEADER_OR_FOLLOWER
@@ -509,12 +613,42 @@ fn partition_result(
         ready.push_back(data(bytes::Bytes::new(), Some(code)));
         return Outcome::Delivered;
     }
+    if let Some((leader_epoch, leader_end_offset)) = p.diverging_epoch {
+        match check(&part.epochs, fetch_offset, leader_epoch, leader_end_offset) {
+            EpochCheck::Diverged(divergence) => {
+                part.parked = true;
+                part.stopped = Some(StopReason::Diverged(divergence));
+                tracing::error!(partition = %tp, node, position = divergence.position, diverged_from = divergence.diverged_from, leader_epoch, leader_end_offset, "{divergence}; partition stopped");
+                ready.push_back(data(
+                    bytes::Bytes::new(),
+                    Some(KafkaCode::OFFSET_OUT_OF_RANGE),
+                ));
+                return Outcome::Delivered;
+            }
+            EpochCheck::Consistent | EpochCheck::Unknown => {
+                // The broker sees a divergence our history cannot place:
+                // fetch on without the epoch rather than ask forever.
+                tracing::warn!(partition = %tp, node, position = fetch_offset, leader_epoch, leader_end_offset, last_fetched_epoch = ?part.epochs.last(), "diverging epoch answer that does not contradict what was fetched; fetching on without epoch validation");
+                part.epochs = EpochHistory::new();
+                part.retry_later(now);
+                return Outcome::Nothing;
+            }
+        }
+    }
     part.retry.succeeded();
     part.unknown = 0;
     let records = p.records.clone().unwrap_or_default();
     match scan(&records, fetch_offset) {
         Scan::Empty => Outcome::Nothing,
-        Scan::Batches { end, next_offset } => {
+        Scan::Batches {
+            end,
+            next_offset,
+            epochs,
+        } => {
+            for (epoch, base_offset) in epochs {
+                part.epochs.record(epoch, base_offset);
+            }
+            part.checked_leader = part.leader;
             part.position = next_offset;
             part.progressed(default_max);
             ready.push_back(data(records.slice(..end), None));
@@ -626,6 +760,10 @@ mod tests {
             (w.fetch_offset, w.current_leader_epoch, w.max_bytes),
             (10, 4, 1000)
         );
+        assert_eq!(w.last_fetched_epoch, -1, "nothing fetched yet");
+        part(&mut st, "a", 0).epochs.record(3, 0);
+        let work = wanted(&st, 1, now, 0).unwrap();
+        assert_eq!(work.0[0].1.last_fetched_epoch, 3);
 
         // Nothing ready: when to look again.
         part(&mut st, "a", 0).paused = true;
@@ -664,6 +802,7 @@ mod tests {
             fetch_offset: offset,
             current_leader_epoch: 7,
             max_bytes: 1000,
+            last_fetched_epoch: 6,
         }
     }
 
@@ -700,6 +839,23 @@ mod tests {
             })
             .collect();
         assert_eq!(b, [(1, 10, 7, 1000), (0, 30, 7, 1000)]);
+        // KIP-320: the last fetched epoch goes out from v12 ...
+        assert!(
+            r.topics[0]
+                .partitions
+                .iter()
+                .all(|p| p.last_fetched_epoch == 6)
+        );
+        // ... and not below, where the field does not exist.
+        let r = fetch_request(&plan, &FetcherConfig::default(), 11);
+        assert!(
+            r.topics[0]
+                .partitions
+                .iter()
+                .all(|p| p.last_fetched_epoch == -1)
+        );
+        let mut wire = bytes::BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(&r, &mut wire, 11).expect("encodes at v11");
         assert_eq!(r.forgotten_topics_data.len(), 1);
         assert_eq!(r.forgotten_topics_data[0].topic.0.as_str(), "c");
         assert_eq!(r.forgotten_topics_data[0].partitions, [2]);

@@ -14,6 +14,17 @@
 //!   straight to the new leader when the response names one (KIP-951); the
 //!   position is kept. Lost connections are retried with backoff. None of
 //!   this reaches the engine.
+//! - KIP-320: each partition remembers the leader epochs of the batches it
+//!   fetched (`divergence.rs`) and sends the latest as `last_fetched_epoch`
+//!   (Fetch v12+); on older brokers a new leader is first asked with
+//!   OffsetForLeaderEpoch. A source log that no longer holds what was
+//!   fetched (an unclean leader election) stops the partition with a
+//!   [`LogDivergence`] instead of fetching the new leader's records on top.
+//! - A response refused for exceeding the connection's `max_frame_size` is
+//!   one partition's oversized batch (KIP-74 returns it whole), not broker
+//!   trouble: the request's partitions are fetched alone until the one is
+//!   found (`oversize.rs`); only it stops, with a [`StopReason`] naming the
+//!   setting to raise.
 //! - Errors the engine must decide about (OFFSET_OUT_OF_RANGE, authorization,
 //!   a deleted or recreated topic, a batch that cannot be fetched, corrupt
 //!   data) come back as a [`PartitionData`] with [`error`](PartitionData::error)
@@ -28,10 +39,13 @@
 //! last slice of the records is dropped (after the target acknowledged them,
 //! in a replicator). Fetching starts with the first `poll`.
 
+mod divergence;
 mod leader;
+mod oversize;
 mod progress;
 mod router;
 pub mod session;
+mod validate;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -53,7 +67,10 @@ use crate::fetch::Isolation;
 use crate::retry::{Backoff, RetryState};
 use crate::topic::TopicPartition;
 
+pub use divergence::LogDivergence;
 pub use session::{FetchPlan, FetchSession, SessionPartition};
+
+use divergence::EpochHistory;
 
 /// Settings for a [`SourceFetcher`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,17 +137,60 @@ pub struct PartitionData {
     /// the partition is fetched again only after [`SourceFetcher::assign`].
     ///
     /// - `OFFSET_OUT_OF_RANGE`: the position is before the log start or past
-    ///   the end (look it up with `Client::list_offsets` and reassign).
+    ///   the end (look it up with `Client::list_offsets` and reassign); or
+    ///   the source log diverged from what was fetched (an unclean leader
+    ///   election, KIP-320): then [`SourceFetcher::divergence`] says where,
+    ///   and the records fetched from there on are gone from the source.
     /// - `TOPIC_AUTHORIZATION_FAILED` and other non-retriable broker codes.
     /// - `UNKNOWN_TOPIC_OR_PARTITION`: metadata no longer lists the topic
     ///   or partition (deleted), after several confirmations.
     /// - `UNKNOWN_TOPIC_ID`: the topic was deleted and recreated under the
     ///   same name (a new topic id).
     /// - `MESSAGE_TOO_LARGE`: a batch the broker returns only in part even
-    ///   at `max_bytes` and listed first in the request.
+    ///   at `max_bytes` and listed first in the request; or a batch whose
+    ///   response is larger than the connection's `max_frame_size` even when
+    ///   fetched alone ([`SourceFetcher::stop_reason`] says how large). The
+    ///   broker's other partitions go on.
     /// - `CORRUPT_MESSAGE`: records that do not parse as batches, or
     ///   that end before the fetch offset; `records` holds the bad bytes.
     pub error: Option<KafkaCode>,
+}
+
+/// Why the fetcher stopped a partition, beyond the Kafka code it reports
+/// in [`PartitionData::error`]. The display text says what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// Reported as `OFFSET_OUT_OF_RANGE`: the source log diverged from what
+    /// was fetched (KIP-320).
+    Diverged(LogDivergence),
+    /// Reported as `MESSAGE_TOO_LARGE`: fetched alone, the partition's next
+    /// batch at `offset` still came in a response of `frame_size` bytes,
+    /// more than the connection's `max_frame_size`.
+    FrameTooLarge {
+        offset: i64,
+        frame_size: usize,
+        max_frame_size: usize,
+    },
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Diverged(d) => d.fmt(f),
+            Self::FrameTooLarge {
+                offset,
+                frame_size,
+                max_frame_size,
+            } => write!(
+                f,
+                "the batch at offset {offset} comes in a response of {frame_size} bytes, more \
+                 than the source connection's max_frame_size of {max_frame_size} bytes; raise \
+                 max_frame_size (clusters.<source>.max_frame_size) above {frame_size} and \
+                 restart the partition"
+            ),
+        }
+    }
 }
 
 /// Fetches raw batches from one source cluster. See the module docs.
@@ -180,6 +240,8 @@ impl SourceFetcher {
             Some(part) => {
                 part.position = offset;
                 part.progressed(default_max);
+                // A seek: what was fetched before says nothing about `offset`.
+                part.epochs = EpochHistory::new();
                 if part.parked {
                     let paused = part.paused;
                     *part = Part::new(offset, default_max, shared.config.backoff);
@@ -195,6 +257,49 @@ impl SourceFetcher {
         }
         st.ready.retain(|d| d.tp != tp);
         shared.wake_all(&st);
+    }
+
+    /// Like [`assign`](Self::assign), for a position whose preceding records
+    /// were fetched in leader epoch `last_epoch` (e.g. kept with a
+    /// checkpoint): the first fetch (Fetch v12+) checks that the source
+    /// still holds them, and a divergence is reported as for records this
+    /// fetcher fetched itself.
+    pub fn assign_after_epoch(&self, tp: TopicPartition, offset: i64, last_epoch: i32) {
+        self.assign(tp.clone(), offset);
+        let mut st = self.shared.lock();
+        if let Some(part) = st.partitions.get_mut(&tp) {
+            part.epochs = EpochHistory::starting_at(last_epoch, offset);
+        }
+    }
+
+    /// Why `tp` stopped, beyond the code in [`PartitionData::error`], when
+    /// the fetcher knows more. Cleared by the next assign.
+    pub fn stop_reason(&self, tp: &TopicPartition) -> Option<StopReason> {
+        self.shared
+            .lock()
+            .partitions
+            .get(tp)
+            .and_then(|p| p.stopped)
+    }
+
+    /// Where the source log diverged from what was fetched, when that is
+    /// why `tp` stopped (reported as `OFFSET_OUT_OF_RANGE` in
+    /// [`PartitionData::error`]). Cleared by the next assign.
+    pub fn divergence(&self, tp: &TopicPartition) -> Option<LogDivergence> {
+        match self.stop_reason(tp) {
+            Some(StopReason::Diverged(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The leader epoch of the last batch fetched for `tp`, if known: what
+    /// [`assign_after_epoch`](Self::assign_after_epoch) takes back.
+    pub fn last_fetched_epoch(&self, tp: &TopicPartition) -> Option<i32> {
+        self.shared
+            .lock()
+            .partitions
+            .get(tp)
+            .and_then(|p| p.epochs.last())
     }
 
     /// Stops fetching `tp` and drops its data not yet polled.
@@ -342,6 +447,14 @@ struct Part {
     not_before: Option<Instant>,
     /// Metadata answers in a row that did not know the topic or partition.
     unknown: u32,
+    /// Leader epochs of the records fetched since the last assign (KIP-320).
+    epochs: EpochHistory,
+    /// Why the partition stopped, when there is more to say than a code.
+    stopped: Option<StopReason>,
+    /// The leader whose log `epochs` was last found consistent with (it
+    /// served records, or answered OffsetForLeaderEpoch). Another leader
+    /// is asked first on brokers without Fetch v12.
+    checked_leader: Option<Leader>,
 }
 
 impl Part {
@@ -358,6 +471,9 @@ impl Part {
             retry: RetryState::new(backoff),
             not_before: None,
             unknown: 0,
+            epochs: EpochHistory::new(),
+            stopped: None,
+            checked_leader: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! How far one partition's fetched `records` move its fetch position.
 
 use bytes::Bytes;
-use ferry_wire::batch::{BatchIter, LOG_OVERHEAD};
+use ferry_wire::batch::{BatchIter, FetchedBatch, LOG_OVERHEAD};
 
 /// What a partition's records amount to, seen from `fetch_offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,8 +10,13 @@ pub(crate) enum Scan {
     Empty,
     /// The first `end` bytes are complete batches; fetching continues at
     /// `next_offset`. A partial batch after them is dropped: the next fetch
-    /// returns it whole.
-    Batches { end: usize, next_offset: i64 },
+    /// returns it whole. `epochs`: each leader epoch the batches carry
+    /// where it first appears, `(epoch, base_offset)` (KIP-320).
+    Batches {
+        end: usize,
+        next_offset: i64,
+        epochs: Vec<(i32, i64)>,
+    },
     /// Only the beginning of one batch: the partition's size limit (or
     /// what was left of the response's) is smaller than the batch.
     /// `needed` is the batch's full size, when enough of its header arrived.
@@ -34,9 +39,22 @@ pub(crate) fn scan(records: &Bytes, fetch_offset: i64) -> Scan {
     }
     let mut iter = BatchIter::new(records.clone());
     let mut end = 0usize;
+    let mut epochs: Vec<(i32, i64)> = Vec::new();
     for entry in iter.by_ref() {
         match entry {
-            Ok(batch) => end += batch.len(),
+            Ok(batch) => {
+                end += batch.len();
+                // Legacy messages carry no leader epoch.
+                if let FetchedBatch::V2(b) = &batch {
+                    let h = b.header();
+                    if epochs
+                        .last()
+                        .is_none_or(|&(e, _)| e != h.partition_leader_epoch)
+                    {
+                        epochs.push((h.partition_leader_epoch, h.base_offset));
+                    }
+                }
+            }
             Err(e) => {
                 return Scan::Malformed {
                     good_end: end,
@@ -51,7 +69,11 @@ pub(crate) fn scan(records: &Bytes, fetch_offset: i64) -> Scan {
             needed: batch_size(records),
         },
         Some(next_offset) if next_offset <= fetch_offset => Scan::Behind { next_offset },
-        Some(next_offset) => Scan::Batches { end, next_offset },
+        Some(next_offset) => Scan::Batches {
+            end,
+            next_offset,
+            epochs,
+        },
     }
 }
 
@@ -71,6 +93,10 @@ mod tests {
     use super::*;
 
     fn batch(base_offset: i64, records: usize) -> Bytes {
+        batch_in(-1, base_offset, records)
+    }
+
+    fn batch_in(epoch: i32, base_offset: i64, records: usize) -> Bytes {
         let records: Vec<Record> = (0..records)
             .map(|i| Record {
                 offset: base_offset + i64::try_from(i).unwrap(),
@@ -82,6 +108,7 @@ mod tests {
             .collect();
         let spec = BatchSpec {
             base_offset,
+            partition_leader_epoch: epoch,
             ..BatchSpec::producer(Compression::None)
         };
         build_batch(&spec, &records).unwrap()
@@ -101,7 +128,8 @@ mod tests {
             scan(&records, 10),
             Scan::Batches {
                 end: a.len() + b.len(),
-                next_offset: 15
+                next_offset: 15,
+                epochs: vec![(-1, 10)],
             }
         );
         // The broker returns the whole batch holding the fetch offset.
@@ -109,9 +137,31 @@ mod tests {
             scan(&records, 11),
             Scan::Batches {
                 end: a.len() + b.len(),
-                next_offset: 15
+                next_offset: 15,
+                epochs: vec![(-1, 10)],
             }
         );
+    }
+
+    #[test]
+    fn leader_epochs_are_listed_where_they_change() {
+        let records = concat(&[
+            &batch_in(3, 0, 2),
+            &batch_in(3, 2, 2),
+            &batch_in(5, 4, 1),
+            &batch_in(5, 5, 1),
+            &batch_in(7, 6, 3),
+        ]);
+        let Scan::Batches {
+            epochs,
+            next_offset,
+            ..
+        } = scan(&records, 0)
+        else {
+            panic!("expected batches");
+        };
+        assert_eq!(next_offset, 9);
+        assert_eq!(epochs, [(3, 0), (5, 4), (7, 6)]);
     }
 
     #[test]

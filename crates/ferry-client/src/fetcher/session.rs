@@ -38,6 +38,10 @@ pub struct SessionPartition {
     /// KIP-320 fencing: the leader epoch the fetcher believes in, or -1.
     pub current_leader_epoch: i32,
     pub max_bytes: i32,
+    /// KIP-320 validation (Fetch v12+): the leader epoch of the last batch
+    /// fetched, or -1 if unknown. A leader whose log differs from what was
+    /// fetched answers with a diverging epoch instead of records.
+    pub last_fetched_epoch: i32,
 }
 
 /// The session fields and partition lists of one Fetch request.
@@ -246,6 +250,7 @@ mod tests {
             fetch_offset: offset,
             current_leader_epoch: 3,
             max_bytes: 1 << 20,
+            last_fetched_epoch: -1,
         }
     }
 
@@ -311,6 +316,12 @@ mod tests {
         wanted[0].1.current_leader_epoch = 4;
         let plan = s.plan(&wanted, false, true);
         assert_eq!(names(&plan.send), ["a-0"]);
+        s.completed(&plan, 77);
+
+        // So is a new epoch in the fetched records.
+        wanted[1].1.last_fetched_epoch = 4;
+        let plan = s.plan(&wanted, false, true);
+        assert_eq!(names(&plan.send), ["a-1"]);
     }
 
     #[test]
