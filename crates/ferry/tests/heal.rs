@@ -75,3 +75,187 @@ checkpoint_interval = "500ms"
     assert_eq!(c.source_records, 500);
     assert_eq!((c.missing, c.duplicates), (0, 0), "{c:?}");
 }
+
+/// `ferry status` for `config`: each flow's STATE cell and LAG (first number).
+fn status(config: &std::path::Path) -> Vec<(String, String, Option<i64>)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut rows = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("FLOW"));
+    let header = rows.next().unwrap_or_default().to_owned();
+    let column = |name: &str| header.find(&format!(" {name} ")).map_or(0, |i| i + 1);
+    let (state, partitions, lag) = (column("STATE"), column("PARTITIONS"), column("LAG"));
+    rows.map(|l| {
+        let flow = l.split_whitespace().next().unwrap_or_default().to_owned();
+        let st = l
+            .get(state..partitions)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let lag = l
+            .get(lag..)
+            .and_then(|c| c.split_whitespace().next())
+            .and_then(|v| v.parse().ok());
+        (flow, st, lag)
+    })
+    .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue 14 items 1 and 18 (with a refusal an operator fixes on the
+/// target): the target topic's `max.message.bytes` is lowered under the
+/// batches, so the target refuses them with MESSAGE_TOO_LARGE (fatal for
+/// the producer). The partition is restarted with backoff, `ferry status`
+/// never reads "ready, LAG 0" meanwhile, and once the setting is raised it
+/// resumes by itself: no record lost, none duplicated.
+#[tokio::test]
+async fn a_partition_refused_by_the_target_resumes_once_the_target_is_fixed() {
+    let Some((a_addr, b_addr)) = brokers() else {
+        return;
+    };
+    let (a, b) = (client(&a_addr).await, client(&b_addr).await);
+    let dir = std::env::temp_dir().join(unique("ferry-heal-refused"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let topic = unique("refused");
+    create(&a, &topic, 1).await;
+    produce(&a, &topic, 0, 4, 1).await;
+    let port = free_port();
+    let config = dir.join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[clusters.src]
+bootstrap_servers = ["{a_addr}"]
+[clusters.dst]
+bootstrap_servers = ["{b_addr}"]
+[metrics]
+listen = "127.0.0.1:{port}"
+[[flows]]
+name = "{topic}"
+source = "src"
+target = "dst"
+topics = ["{topic}"]
+naming = "identity"
+discovery_interval = "1s"
+[flows.tuning]
+checkpoint_interval = "500ms"
+"#
+        ),
+    )
+    .unwrap();
+    let log = dir.join("ferry.log");
+    let ferry = Ferry::start(&config, log.clone());
+    wait_caught_up(&a, &b, &topic, &topic, 1, Duration::from_secs(60)).await;
+    let set = |bytes: &str| vec![("max.message.bytes".to_owned(), bytes.to_owned())];
+    b.alter_topic_configs(&topic, &set("200")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    produce(&a, &topic, 0, 6, 2).await;
+    wait_log(
+        &log,
+        "partition stopped by a transient error",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    // While the target refuses: retrying, lag visible, never "ready, LAG 0".
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen_retrying = false;
+    while Instant::now() < deadline {
+        for (flow, state, lag) in status(&config) {
+            if flow == topic {
+                assert!(
+                    !(state == "ready" && lag == Some(0)),
+                    "ready with LAG 0 while the partition cannot write"
+                );
+                assert!(lag.unwrap_or(0) > 0, "lag hidden: {state} {lag:?}");
+                seen_retrying |= state.contains("MESSAGE_TOO_LARGE");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(seen_retrying, "status never named the cause");
+    b.alter_topic_configs(&topic, &set("1048588"))
+        .await
+        .unwrap();
+    wait_caught_up(&a, &b, &topic, &topic, 1, Duration::from_secs(90)).await;
+    wait_log(
+        &log,
+        "partition mirroring again",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    ferry.stop();
+    let c = compare(&a, &b, &topic, &topic, 1).await;
+    assert_eq!(c.source_records, 500);
+    assert_eq!((c.missing, c.duplicates), (0, 0), "{c:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("partition stopped by a transient error")
+            .count(),
+        1,
+        "logged once per state change:\n{text}"
+    );
+}
+
+/// Issue 14 item 2: a topic whose target name is too long for Kafka (prefix
+/// naming over a 246-character source name) is reported and retried; the
+/// topic beside it is mirrored all the same.
+#[tokio::test]
+async fn one_topic_the_target_refuses_does_not_block_the_others() {
+    let Some((a_addr, b_addr)) = brokers() else {
+        return;
+    };
+    let (a, b) = (client(&a_addr).await, client(&b_addr).await);
+    let dir = std::env::temp_dir().join(unique("ferry-heal-badtopic"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = unique("bad");
+    let ok = format!("{prefix}-ok");
+    let long = format!("{prefix}-{}", "x".repeat(246 - prefix.len() - 1));
+    assert_eq!(long.len(), 246);
+    create(&a, &ok, 1).await;
+    create(&a, &long, 1).await;
+    produce(&a, &ok, 0, 2, 1).await;
+    produce(&a, &long, 0, 1, 2).await;
+    let config = common::write_config(&dir, &a_addr, &b_addr, &prefix, &format!("{prefix}-.*"));
+    let log = dir.join("ferry.log");
+    let ferry = Ferry::start(&config, log.clone());
+    // Prefix naming: `src.<topic>`; 250 characters for the long one.
+    let target_ok = format!("src.{ok}");
+    wait_caught_up(&a, &b, &ok, &target_ok, 1, Duration::from_secs(30)).await;
+    wait_log(
+        &log,
+        "cannot set up the target topic",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    // Retried every round, logged once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ferry.stop_allowing_failure();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("cannot set up the target topic").count(),
+        1,
+        "{text}"
+    );
+    let c = compare(&a, &b, &ok, &target_ok, 1).await;
+    assert_eq!(
+        (c.source_records, c.missing, c.duplicates),
+        (100, 0, 0),
+        "{c:?}"
+    );
+}
