@@ -312,7 +312,7 @@ impl Metrics {
         FlowMetrics {
             metrics: self.clone(),
             name: flow.to_owned(),
-            parked: Arc::default(),
+            partitions: Arc::default(),
             retries_seen: Arc::default(),
             records: self.records.get_or_create_owned(&labels),
             bytes: self.bytes.get_or_create_owned(&labels),
@@ -388,10 +388,11 @@ impl Metrics {
 pub struct FlowMetrics {
     metrics: Metrics,
     name: String,
-    /// What partitions whose handles were dropped (a task that ended)
-    /// last knew: their lag stays counted until the partition is
-    /// [forgotten](Self::forget_partition), and a new handle takes it over.
-    parked: Arc<Mutex<HashMap<TopicPartition, Parked>>>,
+    /// What each partition is known to be at, shared by its handles: it
+    /// outlives a task that ended, so a stopped partition's lag stays
+    /// counted until the partition is [forgotten](Self::forget_partition),
+    /// and a restarted task's handle takes it over.
+    partitions: Arc<Mutex<HashMap<TopicPartition, Arc<Mutex<Known>>>>>,
     /// Retry counts already added to the counters, by (during, cause).
     retries_seen: Arc<Mutex<BTreeMap<(&'static str, &'static str), u64>>>,
     records: Counter,
@@ -425,9 +426,44 @@ fn as_i64(n: usize) -> i64 {
 }
 
 impl FlowMetrics {
-    /// Handles for one partition of this flow.
+    /// Handles for one partition of this flow (handles of the same
+    /// partition share what they know).
     pub fn partition(&self, tp: &TopicPartition) -> PartitionMetrics {
-        let series = self.metrics.per_partition.then(|| {
+        let known = Arc::clone(lock(&self.partitions).entry(tp.clone()).or_default());
+        PartitionMetrics {
+            flow: self.clone(),
+            series: self.series(tp),
+            known,
+        }
+    }
+
+    /// The source's ends for `tp` as looked up by the flow (ListOffsets),
+    /// for a partition whose fetches return nothing (no task runs it, or
+    /// everything past its position is in an open transaction). Ends only
+    /// move forward here: a fetch may already have seen newer ones.
+    pub fn source_ends(
+        &self,
+        tp: &TopicPartition,
+        high_watermark: i64,
+        last_stable: i64,
+        now_ms: i64,
+    ) {
+        let Some(known) = lock(&self.partitions).get(tp).cloned() else {
+            return;
+        };
+        let mut k = lock(&known);
+        k.high_watermark = k.high_watermark.max(high_watermark);
+        k.last_stable = k.last_stable.max(last_stable);
+        let series = self.series(tp);
+        if let Some(s) = &series {
+            s.high_watermark.set(k.high_watermark);
+            s.last_stable_offset.set(k.last_stable);
+        }
+        update_lag(&mut k, self, series.as_ref(), now_ms);
+    }
+
+    fn series(&self, tp: &TopicPartition) -> Option<PartitionSeries> {
+        self.metrics.per_partition.then(|| {
             let labels = PartitionLabels {
                 flow: self.name.clone(),
                 topic: tp.topic.to_string(),
@@ -444,29 +480,16 @@ impl FlowMetrics {
                 records: m.partition_records.get_or_create_owned(&labels),
                 bytes: m.partition_bytes.get_or_create_owned(&labels),
             }
-        });
-        let parked = lock(&self.parked).remove(tp).unwrap_or(Parked {
-            high_watermark: -1,
-            last_stable: -1,
-            mirrored: -1,
-            last_timestamp: None,
-            lag: 0,
-            lag_stable: 0,
-        });
-        PartitionMetrics {
-            flow: self.clone(),
-            tp: tp.clone(),
-            series,
-            known: parked,
-        }
+        })
     }
 
     /// Forgets a partition that no longer exists at the source: its lag
     /// stops counting.
     pub fn forget_partition(&self, tp: &TopicPartition) {
-        if let Some(p) = lock(&self.parked).remove(tp) {
-            self.lag.dec_by(p.lag);
-            self.lag_stable.dec_by(p.lag_stable);
+        if let Some(known) = lock(&self.partitions).remove(tp) {
+            let k = lock(&known);
+            self.lag.dec_by(k.lag);
+            self.lag_stable.dec_by(k.lag_stable);
         }
     }
 
@@ -590,9 +613,9 @@ struct PartitionSeries {
     bytes: Counter,
 }
 
-/// What a partition's handle last knew (kept while no task runs it).
+/// What is known of one partition (kept while no task runs it).
 #[derive(Debug, Clone, Copy)]
-struct Parked {
+struct Known {
     high_watermark: i64,
     last_stable: i64,
     mirrored: i64,
@@ -603,6 +626,19 @@ struct Parked {
     lag_stable: i64,
 }
 
+impl Default for Known {
+    fn default() -> Self {
+        Self {
+            high_watermark: -1,
+            last_stable: -1,
+            mirrored: -1,
+            last_timestamp: None,
+            lag: 0,
+            lag_stable: 0,
+        }
+    }
+}
+
 /// One partition task's handles and what it last saw.
 ///
 /// Dropping it (the task ended) keeps the partition's lag counted: a
@@ -610,9 +646,8 @@ struct Parked {
 #[derive(Debug)]
 pub struct PartitionMetrics {
     flow: FlowMetrics,
-    tp: TopicPartition,
     series: Option<PartitionSeries>,
-    known: Parked,
+    known: Arc<Mutex<Known>>,
 }
 
 impl PartitionMetrics {
@@ -624,17 +659,18 @@ impl PartitionMetrics {
         } else {
             high_watermark
         };
+        let mut k = lock(&self.known);
         if stable >= 0 {
-            self.known.last_stable = stable;
+            k.last_stable = stable;
         }
         if high_watermark >= 0 {
-            self.known.high_watermark = high_watermark;
+            k.high_watermark = high_watermark;
         }
         if let Some(s) = &self.series {
             s.high_watermark.set(high_watermark);
             s.last_stable_offset.set(last_stable_offset);
         }
-        self.update_lag(now_ms);
+        update_lag(&mut k, &self.flow, self.series.as_ref(), now_ms);
     }
 
     pub fn sent(&self) {
@@ -666,7 +702,7 @@ impl PartitionMetrics {
             #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
             let age = (now_ms - ack.max_timestamp).max(0) as f64 / 1000.0;
             f.replication_latency.observe(age);
-            self.known.last_timestamp = Some(ack.max_timestamp);
+            lock(&self.known).last_timestamp = Some(ack.max_timestamp);
         }
         if let Some(s) = &self.series {
             s.records.inc_by(count(ack.records));
@@ -681,47 +717,41 @@ impl PartitionMetrics {
 
     /// Everything before `offset` is on the target.
     pub fn mirrored(&mut self, offset: i64, now_ms: i64) {
-        self.known.mirrored = offset;
+        let mut k = lock(&self.known);
+        k.mirrored = offset;
         if let Some(s) = &self.series {
             s.mirrored_offset.set(offset);
         }
-        self.update_lag(now_ms);
-    }
-
-    fn update_lag(&mut self, now_ms: i64) {
-        let k = &mut self.known;
-        if k.last_stable < 0 || k.mirrored < 0 {
-            return;
-        }
-        let lag_stable = (k.last_stable - k.mirrored).max(0);
-        // Behind the high watermark: records of open transactions too (a
-        // read_committed fetch cannot copy them yet, but once committed
-        // they must be). Never below the stable lag.
-        let lag = (k.high_watermark - k.mirrored).max(lag_stable);
-        self.flow.lag.inc_by(lag - k.lag);
-        self.flow.lag_stable.inc_by(lag_stable - k.lag_stable);
-        k.lag = lag;
-        k.lag_stable = lag_stable;
-        let Some(s) = &self.series else {
-            return;
-        };
-        s.lag_records.set(lag);
-        s.lag_stable_records.set(lag_stable);
-        let age = match k.last_timestamp {
-            #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
-            Some(t) if lag > 0 => (now_ms - t).max(0) as f64 / 1000.0,
-            _ => 0.0,
-        };
-        s.lag_seconds.set(age);
+        update_lag(&mut k, &self.flow, self.series.as_ref(), now_ms);
     }
 }
 
-impl Drop for PartitionMetrics {
-    fn drop(&mut self) {
-        // The lag stays counted: the next handle for this partition (a
-        // restart) takes it over, or the flow forgets the partition.
-        lock(&self.flow.parked).insert(self.tp.clone(), self.known);
+/// Brings a partition's share of the flow's lag gauges (and its own
+/// series) up to what `k` says.
+fn update_lag(k: &mut Known, flow: &FlowMetrics, series: Option<&PartitionSeries>, now_ms: i64) {
+    if k.last_stable < 0 || k.mirrored < 0 {
+        return;
     }
+    let lag_stable = (k.last_stable - k.mirrored).max(0);
+    // Behind the high watermark: records of open transactions too (a
+    // read_committed fetch cannot copy them yet, but once committed
+    // they must be). Never below the stable lag.
+    let lag = (k.high_watermark - k.mirrored).max(lag_stable);
+    flow.lag.inc_by(lag - k.lag);
+    flow.lag_stable.inc_by(lag_stable - k.lag_stable);
+    k.lag = lag;
+    k.lag_stable = lag_stable;
+    let Some(s) = series else {
+        return;
+    };
+    s.lag_records.set(lag);
+    s.lag_stable_records.set(lag_stable);
+    let age = match k.last_timestamp {
+        #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
+        Some(t) if lag > 0 => (now_ms - t).max(0) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    s.lag_seconds.set(age);
 }
 
 /// How a produced batch came about, for `ferry_batches_total{path}`.
@@ -828,6 +858,20 @@ mod tests {
         p.mirrored(100, 0);
         assert_eq!(flow.lag_stable_records(), 0, "nothing readable left");
         assert_eq!(flow.lag_records(), 10_000, "but not caught up");
+        // A partition whose fetches return nothing at all (its next record
+        // is in the open transaction) learns the ends from the flow's
+        // lookups; they never move back.
+        let tp = TopicPartition::new("t", 1);
+        let mut q = flow.partition(&tp);
+        q.mirrored(0, 0);
+        flow.source_ends(&tp, 105, 0, 0);
+        assert_eq!(flow.lag_records(), 10_105);
+        flow.source_ends(&tp, 100, 0, 0);
+        assert_eq!(
+            flow.lag_records(),
+            10_105,
+            "an older lookup changes nothing"
+        );
     }
 
     #[test]
@@ -842,8 +886,8 @@ mod tests {
         p.mirrored(200, 0);
         drop(p);
         assert_eq!(flow.lag_records(), 300, "still counted while stopped");
-        // The source grows while nobody copies it.
-        flow.partition(&tp).fetched(700, 700, 0);
+        // The source grows while nobody copies it (the flow looks it up).
+        flow.source_ends(&tp, 700, 700, 0);
         assert_eq!(flow.lag_records(), 500);
         // A restart takes the share over: no double counting.
         let mut restarted = flow.partition(&tp);

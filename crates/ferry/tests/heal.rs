@@ -259,3 +259,143 @@ async fn one_topic_the_target_refuses_does_not_block_the_others() {
         "{c:?}"
     );
 }
+
+/// Issue 14 item 12: records behind an open (here: abandoned) transaction
+/// count as lag. A Java transactional producer writes 5 records and never
+/// commits; 100 plain records follow. The last stable offset stays at the
+/// transaction's first record, so a lag computed from it read 0 ("ready,
+/// LAG 0": the runbook would fail over and leave the 100 behind).
+#[tokio::test]
+async fn records_behind_an_open_transaction_keep_the_lag_above_zero() {
+    let Some((a_addr, b_addr)) = brokers() else {
+        return;
+    };
+    let (a, b) = (client(&a_addr).await, client(&b_addr).await);
+    let dir = std::env::temp_dir().join(unique("ferry-heal-opentxn"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let topic = unique("opentxn");
+    create(&a, &topic, 1).await;
+    let port = free_port();
+    let config = dir.join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[clusters.src]
+bootstrap_servers = ["{a_addr}"]
+[clusters.dst]
+bootstrap_servers = ["{b_addr}"]
+[metrics]
+listen = "127.0.0.1:{port}"
+[[flows]]
+name = "{topic}"
+source = "src"
+target = "dst"
+topics = ["{topic}"]
+naming = "identity"
+discovery_interval = "1s"
+"#
+        ),
+    )
+    .unwrap();
+    let ferry = Ferry::start(&config, dir.join("ferry.log"));
+    // The transaction: begun, 5 records written, never committed (the
+    // script sleeps; the producer is killed below).
+    let script = dir.join("open.txt");
+    let mut lines = vec!["begin T1".to_owned()];
+    for i in 0..5 {
+        lines.push(format!("send T1 * x6b{i:02x} x76{i:02x}"));
+    }
+    lines.extend(["flush T1".to_owned(), "sleep 600000".to_owned()]);
+    std::fs::write(&script, lines.join("\n")).unwrap();
+    let repo = common::producers::repo();
+    let java = ChildTree(
+        std::process::Command::new("python3")
+            .arg(repo.join("crates/ferry/tests/scripts/mirror_cases.py"))
+            .args([
+                "produce",
+                "--client",
+                "java",
+                "--bootstrap",
+                &a_addr,
+                "--topic",
+                &topic,
+            ])
+            .arg("--script")
+            .arg(&script)
+            .args([
+                "--t0",
+                &common::now_ms().to_string(),
+                "--txn-prefix",
+                &topic,
+            ])
+            .args(["--prop", "transaction.timeout.ms=120000"])
+            .current_dir(&repo)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ends = |isolation| {
+        let a = a.clone();
+        let topic = topic.clone();
+        async move {
+            a.list_offsets_with(&topic, &[0], ferry_client::OffsetSpec::Latest, isolation)
+                .await
+                .ok()
+                .and_then(|v| v.first().map(|(_, o)| *o))
+                .unwrap_or(-1)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ends(ferry_client::Isolation::ReadUncommitted).await < 5 {
+        assert!(Instant::now() < deadline, "the transaction never wrote");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    produce(&a, &topic, 0, 2, 3).await; // 100 committed records behind it
+    let (hw, lso) = (
+        ends(ferry_client::Isolation::ReadUncommitted).await,
+        ends(ferry_client::Isolation::ReadCommitted).await,
+    );
+    println!("high watermark {hw}, last stable offset {lso}");
+    assert_eq!((hw, lso), (105, 0));
+    // ferry has copied everything it can read (nothing): the lag is 105.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut lags = Vec::new();
+    for _ in 0..5 {
+        let row = status(&config).into_iter().find(|(f, _, _)| *f == topic);
+        let (_, state, lag) = row.unwrap();
+        assert!(
+            !(state == "ready" && lag == Some(0)),
+            "ready with LAG 0 while 105 records are not mirrored"
+        );
+        lags.push(lag);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!("ferry status LAG: {lags:?}");
+    assert!(lags.iter().all(|l| *l == Some(105)), "{lags:?}");
+    drop(java);
+    ferry.stop();
+    drop(b);
+}
+
+/// A helper process and its children (the producer's JVM), killed by id
+/// when dropped, also when the test fails midway.
+struct ChildTree(std::process::Child);
+
+impl Drop for ChildTree {
+    fn drop(&mut self) {
+        let children = std::process::Command::new("pgrep")
+            .args(["-P", &self.0.id().to_string()])
+            .output();
+        if let Ok(children) = children {
+            for pid in String::from_utf8_lossy(&children.stdout).split_whitespace() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", pid])
+                    .status();
+            }
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

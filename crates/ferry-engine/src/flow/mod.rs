@@ -497,7 +497,7 @@ pub async fn run_flow(
                         tracing::warn!(flow = %spec.name, error = %e, "topic discovery failed; retrying next interval");
                     }
                 }
-                partitions.refresh_idle_lag().await;
+                partitions.refresh_source_ends().await;
                 if let Err(e) = expire_offset_map(&spec.name, &target, &map_store, &journals, &positions).await {
                     tracing::warn!(flow = %spec.name, error = %e, "offset map cleanup failed; retrying next interval");
                 }

@@ -377,14 +377,15 @@ impl PartitionTasks {
         }
     }
 
-    /// Refreshes the source offsets of partitions no task runs, so their
-    /// lag keeps growing with the source (and shows in `ferry status`).
-    pub(super) async fn refresh_idle_lag(&self) {
+    /// Looks up the source's ends (high watermark and last stable offset)
+    /// of every partition started, so the lag stays true where fetches
+    /// return nothing: a partition no task runs, and one whose next
+    /// records are in an open transaction (a read_committed fetch returns
+    /// nothing and the fetcher hands the task nothing).
+    pub(super) async fn refresh_source_ends(&self) {
         let mut by_topic: HashMap<&str, Vec<i32>> = HashMap::new();
-        for (tp, state) in self.supervisor.states() {
-            if !matches!(state, State::Running { .. }) {
-                by_topic.entry(&tp.topic).or_default().push(tp.partition);
-            }
+        for (tp, _) in self.supervisor.states() {
+            by_topic.entry(&tp.topic).or_default().push(tp.partition);
         }
         let now = super::now_ms();
         for (topic, partitions) in by_topic {
@@ -403,11 +404,12 @@ impl PartitionTasks {
                     .iter()
                     .find(|(q, _)| *q == p)
                     .map_or(high_watermark, |(_, o)| *o);
-                // Takes the parked handle over and parks it again.
-                self.spec
-                    .metrics
-                    .partition(&TopicPartition::new(topic, p))
-                    .fetched(high_watermark, stable, now);
+                self.spec.metrics.source_ends(
+                    &TopicPartition::new(topic, p),
+                    high_watermark,
+                    stable,
+                    now,
+                );
             }
         }
     }

@@ -392,3 +392,37 @@ async fn flow_lag(
     #[allow(clippy::cast_precision_loss)]
     Ok((checkpoints.len(), (lag[0] as f64, lag[1] as f64), age))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_partition_reads_stopped_before_retrying_ones() {
+        let rows = [
+            ("retrying".to_owned(), "t-1: not_delivered".to_owned()),
+            ("stopped".to_owned(), "t-0: corrupt_batch".to_owned()),
+            ("stopped".to_owned(), "t-2: corrupt_batch".to_owned()),
+        ];
+        assert_eq!(
+            partition_state(&rows).as_deref(),
+            Some("STOPPED (t-0: corrupt_batch and 1 more)")
+        );
+        assert_eq!(
+            partition_state(&rows[..1]).as_deref(),
+            Some("retrying (t-1: not_delivered)")
+        );
+        assert_eq!(partition_state(&[]), None);
+    }
+
+    #[test]
+    fn lag_shows_the_part_in_open_transactions() {
+        assert_eq!(
+            lag_cell(Some(120.0), Some(100.0)),
+            "120 (20 in open transactions)"
+        );
+        assert_eq!(lag_cell(Some(5.0), Some(5.0)), "5");
+        assert_eq!(lag_cell(Some(5.0), None), "5");
+        assert_eq!(lag_cell(None, Some(1.0)), "-");
+    }
+}
