@@ -399,3 +399,112 @@ impl Drop for ChildTree {
         let _ = self.0.wait();
     }
 }
+
+/// Sends `POST path` to `port` and returns the status line.
+fn post(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Issue 14 item 1, permanent causes: a corrupt batch (flipped on the wire
+/// once by a proxy) stops its partition for good, but visibly: `ferry
+/// status` reads STOPPED with the partition and cause, the lag stays
+/// counted, `/ready` is 503. `POST /partitions/restart` restarts it without
+/// restarting ferry, and the rest is mirrored: no loss, no duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_partition_is_visible_and_restarts_on_request() {
+    let Some((_, b_addr)) = brokers() else {
+        return;
+    };
+    let proxy = ferry_testkit::proxy::FaultProxy::start().unwrap();
+    let src = tokio::task::block_in_place(|| {
+        ferry_testkit::cluster::OwnCluster::behind("flow-supervisor-heal", &proxy)
+    });
+    let (a, b) = (client(&src.bootstrap).await, client(&b_addr).await);
+    let dir = std::env::temp_dir().join(unique("ferry-heal-stopped"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let topic = unique("stopped");
+    create(&a, &topic, 1).await;
+    produce(&a, &topic, 0, 8, 0).await; // offsets 0..400
+    proxy.corrupt_batches(200, 1);
+    let port = free_port();
+    let config = dir.join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[clusters.src]
+bootstrap_servers = ["{}"]
+[clusters.dst]
+bootstrap_servers = ["{b_addr}"]
+[metrics]
+listen = "127.0.0.1:{port}"
+[[flows]]
+name = "{topic}"
+source = "src"
+target = "dst"
+topics = ["{topic}"]
+naming = "identity"
+discovery_interval = "1s"
+[flows.tuning]
+checkpoint_interval = "500ms"
+"#,
+            src.bootstrap
+        ),
+    )
+    .unwrap();
+    let log = dir.join("ferry.log");
+    let ferry = Ferry::start(&config, log.clone());
+    wait_log(&log, "it stays stopped", 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // a discovery round: ends refreshed
+    let rows = status(&config);
+    let (_, state, lag) = rows.iter().find(|(f, _, _)| *f == topic).unwrap();
+    println!("ferry status while stopped: {state} LAG {lag:?}");
+    assert!(
+        state.starts_with("STOPPED (") && state.contains("-0: corrupt_batch"),
+        "{state}"
+    );
+    assert_eq!(*lag, Some(200), "the stopped partition's lag stays counted");
+    // Not ready, naming the cause.
+    let ready = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(
+        ready.starts_with("HTTP/1.1 503") && ready.contains("stopped: corrupt_batch"),
+        "{ready}"
+    );
+    // The corruption was on the wire only: a restart on request heals it.
+    assert!(post(port, "/partitions/restart").contains("202"));
+    wait_caught_up(&a, &b, &topic, &topic, 1, Duration::from_secs(60)).await;
+    ferry.stop();
+    let c = compare(&a, &b, &topic, &topic, 1).await;
+    assert_eq!(
+        (c.source_records, c.missing, c.duplicates),
+        (400, 0, 0),
+        "{c:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("restarting stopped partitions on request"),
+        "{text}"
+    );
+    drop(src);
+    let _ = std::fs::remove_dir_all(&dir);
+}
