@@ -155,7 +155,8 @@ type Endpoint = (String, Vec<String>, ferry_client::ClientConfig);
 /// runs (a cluster unreachable, InitProducerId refused, ferry's topics not
 /// usable on the target) is tried again with backoff (1 s doubling to
 /// 60 s) until it starts or the engine stops; meanwhile `/ready` says why.
-/// A config error is not retried.
+/// What cannot heal without a change of configuration (credentials, TLS,
+/// a bad config) is not retried: `ferry run` reports it and exits.
 async fn run_retrying_start(
     spec: FlowSpec,
     (source, target): (Endpoint, Endpoint),
@@ -173,7 +174,7 @@ async fn run_retrying_start(
         .await;
         let error = match result {
             Ok(stats) => return Ok(stats),
-            Err(e) if *stop.borrow() || matches!(e, EngineError::Config { .. }) => return Err(e),
+            Err(e) if *stop.borrow() || !start_can_heal(&e) => return Err(e),
             Err(e) => e,
         };
         failures = failures.saturating_add(1);
@@ -190,6 +191,35 @@ async fn run_retrying_start(
             _ = stop.changed() => return Err(error),
         }
     }
+}
+
+/// Whether a start-up failure can heal by itself (or by an operator's
+/// change on a cluster, such as an ACL): retried then.
+fn start_can_heal(error: &EngineError) -> bool {
+    use crate::compacted::StoreError;
+    match error {
+        EngineError::Cluster { source, .. } => client_can_heal(source),
+        EngineError::Checkpoint(StoreError::Client { source, .. }) => client_can_heal(source),
+        EngineError::Checkpoint(StoreError::Fetch { code, .. }) => {
+            code.is_retriable() || is_authorization(*code)
+        }
+        _ => false,
+    }
+}
+
+fn client_can_heal(error: &ferry_client::ClientError) -> bool {
+    error.is_retriable() || error.kafka_code().is_some_and(is_authorization)
+}
+
+fn is_authorization(code: ferry_client::KafkaCode) -> bool {
+    use ferry_client::KafkaCode;
+    matches!(
+        code,
+        KafkaCode::TOPIC_AUTHORIZATION_FAILED
+            | KafkaCode::CLUSTER_AUTHORIZATION_FAILED
+            | KafkaCode::GROUP_AUTHORIZATION_FAILED
+            | KafkaCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    )
 }
 
 async fn connect(
@@ -211,6 +241,38 @@ mod tests {
 
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn start_up_errors_that_need_a_config_change_are_not_retried() {
+        use crate::compacted::StoreError;
+        assert!(!start_can_heal(&EngineError::Config {
+            flow: "f".into(),
+            detail: "x".into()
+        }));
+        assert!(!start_can_heal(&EngineError::Checkpoint(
+            StoreError::Malformed {
+                topic: "__ferry_checkpoints",
+                offset: 0,
+                detail: "unknown field".into()
+            }
+        )));
+        let cluster = |source| EngineError::Cluster {
+            flow: "f".into(),
+            cluster: "a".into(),
+            source: Box::new(source),
+        };
+        assert!(!start_can_heal(&cluster(
+            ferry_client::ClientError::SaslSetup {
+                reason: "no password".into()
+            }
+        )));
+        assert!(start_can_heal(&cluster(
+            ferry_client::ClientError::ConnectTimeout {
+                broker: "b:9092".into(),
+                after: std::time::Duration::from_secs(1)
+            }
+        )));
+    }
 
     /// Issue 14 item 3: a flow whose cluster cannot be reached is retried
     /// (it used to end at once), `/ready` says why, and it stops cleanly
