@@ -388,15 +388,19 @@ impl PartitionTasks {
             by_topic.entry(&tp.topic).or_default().push(tp.partition);
         }
         let now = super::now_ms();
-        for (topic, partitions) in by_topic {
-            let ends = |isolation| {
-                self.source
-                    .list_offsets_with(topic, &partitions, OffsetSpec::Latest, isolation)
-            };
-            let (Ok(hw), Ok(lso)) = (
-                ends(Isolation::ReadUncommitted).await,
-                ends(Isolation::ReadCommitted).await,
-            ) else {
+        // Topics looked up concurrently, as partition starts are.
+        let by_topic: Vec<(String, Vec<i32>)> = by_topic
+            .into_iter()
+            .map(|(t, p)| (t.to_owned(), p))
+            .collect();
+        let source = self.source.clone();
+        let found: Vec<_> = futures_util::stream::iter(by_topic)
+            .map(move |(topic, partitions)| topic_ends(source.clone(), topic, partitions))
+            .buffer_unordered(START_CONCURRENCY)
+            .collect()
+            .await;
+        for (topic, hw, lso) in found {
+            let (Ok(hw), Ok(lso)) = (hw, lso) else {
                 continue; // retried next round
             };
             for (p, high_watermark) in hw {
@@ -405,7 +409,7 @@ impl PartitionTasks {
                     .find(|(q, _)| *q == p)
                     .map_or(high_watermark, |(_, o)| *o);
                 self.spec.metrics.source_ends(
-                    &TopicPartition::new(topic, p),
+                    &TopicPartition::new(topic.as_str(), p),
                     high_watermark,
                     stable,
                     now,
@@ -457,6 +461,35 @@ impl PartitionTasks {
             Some(why) => self.spec.metrics.set_not_ready(why),
         }
     }
+}
+
+/// The high watermarks and last stable offsets of `partitions` of `topic`.
+async fn topic_ends(
+    source: Client,
+    topic: String,
+    partitions: Vec<i32>,
+) -> (
+    String,
+    ferry_client::Result<Vec<(i32, i64)>>,
+    ferry_client::Result<Vec<(i32, i64)>>,
+) {
+    let hw = source
+        .list_offsets_with(
+            &topic,
+            &partitions,
+            OffsetSpec::Latest,
+            Isolation::ReadUncommitted,
+        )
+        .await;
+    let lso = source
+        .list_offsets_with(
+            &topic,
+            &partitions,
+            OffsetSpec::Latest,
+            Isolation::ReadCommitted,
+        )
+        .await;
+    (topic, hw, lso)
 }
 
 /// Closes a producer no task uses any more, without waiting for it.
