@@ -10,8 +10,8 @@
 //! switched off for clusters with tens of thousands of partitions; the
 //! per-flow series are always there.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -67,6 +67,18 @@ struct PartitionLabels {
     partition: i32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotRunningLabels {
+    flow: String,
+    topic: String,
+    partition: i32,
+    /// `retrying` (restarted after a backoff) or `stopped` (until restarted
+    /// by an operator).
+    state: &'static str,
+    /// Why: a Kafka error name or a kind of failure.
+    cause: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -80,7 +92,10 @@ fn latency_histogram() -> Histogram {
 #[derive(Clone, Debug)]
 pub struct Metrics {
     per_partition: bool,
-    ready: Arc<Mutex<BTreeMap<String, bool>>>,
+    /// Each flow's readiness: `None` when ready, else why not.
+    ready: Arc<Mutex<BTreeMap<String, Option<String>>>>,
+    /// Operator requests to restart stopped partitions, counted.
+    restart_requests: Arc<AtomicU64>,
     flow_ready: Family<FlowLabels, Gauge>,
     records: Family<FlowLabels, Counter>,
     bytes: Family<FlowLabels, Counter>,
@@ -96,10 +111,13 @@ pub struct Metrics {
     partitions: Family<StateLabels, Gauge>,
     topics: Family<FlowLabels, Gauge>,
     flow_lag: Family<FlowLabels, Gauge>,
+    flow_lag_stable: Family<FlowLabels, Gauge>,
+    not_running: Family<NotRunningLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
     last_stable_offset: Family<PartitionLabels, Gauge>,
     mirrored_offset: Family<PartitionLabels, Gauge>,
     lag_records: Family<PartitionLabels, Gauge>,
+    lag_stable_records: Family<PartitionLabels, Gauge>,
     lag_seconds: Family<PartitionLabels, FloatGauge>,
     partition_records: Family<PartitionLabels, Counter>,
     partition_bytes: Family<PartitionLabels, Counter>,
@@ -117,6 +135,7 @@ impl Metrics {
         Self {
             per_partition,
             ready: Arc::default(),
+            restart_requests: Arc::default(),
             flow_ready: Family::default(),
             records: Family::default(),
             bytes: Family::default(),
@@ -132,10 +151,13 @@ impl Metrics {
             partitions: Family::default(),
             topics: Family::default(),
             flow_lag: Family::default(),
+            flow_lag_stable: Family::default(),
+            not_running: Family::default(),
             high_watermark: Family::default(),
             last_stable_offset: Family::default(),
             mirrored_offset: Family::default(),
             lag_records: Family::default(),
+            lag_stable_records: Family::default(),
             lag_seconds: Family::default(),
             partition_records: Family::default(),
             partition_bytes: Family::default(),
@@ -147,7 +169,7 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "flow_ready",
-            "1 once the flow is connected to both clusters and every partition it found has a position",
+            "1 once the flow is connected to both clusters and every partition it found is running",
             self.flow_ready.clone(),
         );
         registry.register(
@@ -212,14 +234,24 @@ impl Metrics {
         );
         registry.register(
             "partitions",
-            "Source partitions by state (running, stopped)",
+            "Source partitions by state (running, retrying, stopped)",
             self.partitions.clone(),
         );
         registry.register("topics", "Source topics mirrored", self.topics.clone());
         registry.register(
             "flow_lag_records",
-            "Source offsets not yet mirrored, summed over the flow's partitions",
+            "Source offsets not yet mirrored, up to the high watermark (records in open transactions included), summed over the flow's partitions; 0 means nothing is left to copy",
             self.flow_lag.clone(),
+        );
+        registry.register(
+            "flow_lag_stable_records",
+            "Source offsets not yet mirrored, up to the last stable offset (what can be copied now), summed over the flow's partitions",
+            self.flow_lag_stable.clone(),
+        );
+        registry.register(
+            "partition_not_running",
+            "1 for a partition that is not running: retrying (restarted after a backoff) or stopped (until restarted), with the cause",
+            self.not_running.clone(),
         );
         if self.per_partition {
             registry.register(
@@ -239,8 +271,13 @@ impl Metrics {
             );
             registry.register(
                 "lag_records",
-                "Source offsets not yet mirrored (last stable offset minus mirrored offset)",
+                "Source offsets not yet mirrored (high watermark minus mirrored offset)",
                 self.lag_records.clone(),
+            );
+            registry.register(
+                "lag_stable_records",
+                "Source offsets not yet mirrored up to the last stable offset (what can be copied now)",
+                self.lag_stable_records.clone(),
             );
             registry.register_with_unit(
                 "lag",
@@ -275,6 +312,7 @@ impl Metrics {
         FlowMetrics {
             metrics: self.clone(),
             name: flow.to_owned(),
+            partitions: Arc::default(),
             retries_seen: Arc::default(),
             records: self.records.get_or_create_owned(&labels),
             bytes: self.bytes.get_or_create_owned(&labels),
@@ -290,6 +328,11 @@ impl Metrics {
             memory_budget: self.memory_budget.get_or_create_owned(&labels),
             topics: self.topics.get_or_create_owned(&labels),
             lag: self.flow_lag.get_or_create_owned(&labels),
+            lag_stable: self.flow_lag_stable.get_or_create_owned(&labels),
+            retrying: self.partitions.get_or_create_owned(&StateLabels {
+                flow: flow.to_owned(),
+                state: "retrying",
+            }),
             running: self.partitions.get_or_create_owned(&StateLabels {
                 flow: flow.to_owned(),
                 state: "running",
@@ -304,29 +347,39 @@ impl Metrics {
     /// Whether every flow known to these metrics is ready (and there is one).
     pub fn is_ready(&self) -> bool {
         let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-        !ready.is_empty() && ready.values().all(|r| *r)
+        !ready.is_empty() && ready.values().all(Option::is_none)
     }
 
-    /// Flows that are not ready, by name.
+    /// Flows that are not ready: each flow's name and why.
     pub fn not_ready(&self) -> Vec<String> {
         let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
         ready
             .iter()
-            .filter(|(_, r)| !**r)
-            .map(|(f, _)| f.clone())
+            .filter_map(|(f, why)| why.as_ref().map(|why| format!("{f} ({why})")))
             .collect()
     }
 
-    fn set_ready(&self, flow: &str, ready: bool) {
+    /// Asks every flow to restart its stopped partitions (they start from
+    /// their committed positions). Flows act on it within a second.
+    pub fn request_restart(&self) {
+        self.restart_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn set_readiness(&self, flow: &str, why_not: Option<String>) {
+        let ready = why_not.is_none();
         self.ready
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(flow.to_owned(), ready);
+            .insert(flow.to_owned(), why_not);
         self.flow_ready
             .get_or_create(&FlowLabels {
                 flow: flow.to_owned(),
             })
             .set(i64::from(ready));
+    }
+
+    fn set_ready(&self, flow: &str, ready: bool) {
+        self.set_readiness(flow, (!ready).then(|| "starting".to_owned()));
     }
 }
 
@@ -335,6 +388,11 @@ impl Metrics {
 pub struct FlowMetrics {
     metrics: Metrics,
     name: String,
+    /// What each partition is known to be at, shared by its handles: it
+    /// outlives a task that ended, so a stopped partition's lag stays
+    /// counted until the partition is [forgotten](Self::forget_partition),
+    /// and a restarted task's handle takes it over.
+    partitions: Arc<Mutex<HashMap<TopicPartition, Arc<Mutex<Known>>>>>,
     /// Retry counts already added to the counters, by (during, cause).
     retries_seen: Arc<Mutex<BTreeMap<(&'static str, &'static str), u64>>>,
     records: Counter,
@@ -350,9 +408,12 @@ pub struct FlowMetrics {
     memory_used: Gauge,
     memory_budget: Gauge,
     topics: Gauge,
-    /// Sum of the partitions' lag in records.
+    /// Sum of the partitions' lag in records, behind the high watermark.
     lag: Gauge,
+    /// The same behind the last stable offset.
+    lag_stable: Gauge,
     running: Gauge,
+    retrying: Gauge,
     stopped: Gauge,
 }
 
@@ -365,9 +426,44 @@ fn as_i64(n: usize) -> i64 {
 }
 
 impl FlowMetrics {
-    /// Handles for one partition of this flow.
+    /// Handles for one partition of this flow (handles of the same
+    /// partition share what they know).
     pub fn partition(&self, tp: &TopicPartition) -> PartitionMetrics {
-        let series = self.metrics.per_partition.then(|| {
+        let known = Arc::clone(lock(&self.partitions).entry(tp.clone()).or_default());
+        PartitionMetrics {
+            flow: self.clone(),
+            series: self.series(tp),
+            known,
+        }
+    }
+
+    /// The source's ends for `tp` as looked up by the flow (ListOffsets),
+    /// for a partition whose fetches return nothing (no task runs it, or
+    /// everything past its position is in an open transaction). Ends only
+    /// move forward here: a fetch may already have seen newer ones.
+    pub fn source_ends(
+        &self,
+        tp: &TopicPartition,
+        high_watermark: i64,
+        last_stable: i64,
+        now_ms: i64,
+    ) {
+        let Some(known) = lock(&self.partitions).get(tp).cloned() else {
+            return;
+        };
+        let mut k = lock(&known);
+        k.high_watermark = k.high_watermark.max(high_watermark);
+        k.last_stable = k.last_stable.max(last_stable);
+        let series = self.series(tp);
+        if let Some(s) = &series {
+            s.high_watermark.set(k.high_watermark);
+            s.last_stable_offset.set(k.last_stable);
+        }
+        update_lag(&mut k, self, series.as_ref(), now_ms);
+    }
+
+    fn series(&self, tp: &TopicPartition) -> Option<PartitionSeries> {
+        self.metrics.per_partition.then(|| {
             let labels = PartitionLabels {
                 flow: self.name.clone(),
                 topic: tp.topic.to_string(),
@@ -379,18 +475,21 @@ impl FlowMetrics {
                 last_stable_offset: m.last_stable_offset.get_or_create_owned(&labels),
                 mirrored_offset: m.mirrored_offset.get_or_create_owned(&labels),
                 lag_records: m.lag_records.get_or_create_owned(&labels),
+                lag_stable_records: m.lag_stable_records.get_or_create_owned(&labels),
                 lag_seconds: m.lag_seconds.get_or_create_owned(&labels),
                 records: m.partition_records.get_or_create_owned(&labels),
                 bytes: m.partition_bytes.get_or_create_owned(&labels),
             }
-        });
-        PartitionMetrics {
-            flow: self.clone(),
-            series,
-            last_stable: -1,
-            mirrored: -1,
-            last_timestamp: None,
-            lag: 0,
+        })
+    }
+
+    /// Forgets a partition that no longer exists at the source: its lag
+    /// stops counting.
+    pub fn forget_partition(&self, tp: &TopicPartition) {
+        if let Some(known) = lock(&self.partitions).remove(tp) {
+            let k = lock(&known);
+            self.lag.dec_by(k.lag);
+            self.lag_stable.dec_by(k.lag_stable);
         }
     }
 
@@ -398,9 +497,51 @@ impl FlowMetrics {
         self.metrics.set_ready(&self.name, ready);
     }
 
-    /// Source offsets not yet mirrored, over every partition of the flow.
+    /// Not ready, and why (shown by `/ready`).
+    pub fn set_not_ready(&self, why: String) {
+        self.metrics.set_readiness(&self.name, Some(why));
+    }
+
+    /// How many restarts operators asked for so far ([`Metrics::request_restart`]).
+    pub fn restart_requests(&self) -> u64 {
+        self.metrics.restart_requests.load(Ordering::Relaxed)
+    }
+
+    /// Marks `tp` as not running (`state` `retrying` or `stopped`, with its
+    /// `cause`), or running again (`None`; clears the earlier series).
+    pub fn set_not_running(
+        &self,
+        tp: &TopicPartition,
+        before: Option<(&'static str, &str)>,
+        now: Option<(&'static str, &str)>,
+    ) {
+        let labels = |(state, cause): (&'static str, &str)| NotRunningLabels {
+            flow: self.name.clone(),
+            topic: tp.topic.to_string(),
+            partition: tp.partition,
+            state,
+            cause: cause.to_owned(),
+        };
+        if let Some(before) = before {
+            self.metrics
+                .not_running
+                .get_or_create(&labels(before))
+                .set(0);
+        }
+        if let Some(now) = now {
+            self.metrics.not_running.get_or_create(&labels(now)).set(1);
+        }
+    }
+
+    /// Source offsets not yet mirrored up to the high watermark, over every
+    /// partition of the flow: 0 means nothing is left to copy.
     pub fn lag_records(&self) -> i64 {
         self.lag.get()
+    }
+
+    /// Source offsets not yet mirrored up to the last stable offset.
+    pub fn lag_stable_records(&self) -> i64 {
+        self.lag_stable.get()
     }
 
     /// Records written to the target so far.
@@ -413,8 +554,9 @@ impl FlowMetrics {
         self.memory_budget.set(as_i64(budget));
     }
 
-    pub fn set_partitions(&self, running: usize, stopped: usize, topics: usize) {
+    pub fn set_partitions(&self, running: usize, retrying: usize, stopped: usize, topics: usize) {
         self.running.set(as_i64(running));
+        self.retrying.set(as_i64(retrying));
         self.stopped.set(as_i64(stopped));
         self.topics.set(as_i64(topics));
     }
@@ -455,32 +597,61 @@ impl FlowMetrics {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 #[derive(Clone, Debug)]
 struct PartitionSeries {
     high_watermark: Gauge,
     last_stable_offset: Gauge,
     mirrored_offset: Gauge,
     lag_records: Gauge,
+    lag_stable_records: Gauge,
     lag_seconds: FloatGauge,
     records: Counter,
     bytes: Counter,
 }
 
-/// One partition task's handles and what it last saw.
-#[derive(Debug)]
-pub struct PartitionMetrics {
-    flow: FlowMetrics,
-    series: Option<PartitionSeries>,
+/// What is known of one partition (kept while no task runs it).
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    high_watermark: i64,
     last_stable: i64,
     mirrored: i64,
     /// Max timestamp (ms) of the last acknowledged batch.
     last_timestamp: Option<i64>,
-    /// This partition's share of the flow's lag gauge.
+    /// This partition's share of the flow's lag gauges.
     lag: i64,
+    lag_stable: i64,
+}
+
+impl Default for Known {
+    fn default() -> Self {
+        Self {
+            high_watermark: -1,
+            last_stable: -1,
+            mirrored: -1,
+            last_timestamp: None,
+            lag: 0,
+            lag_stable: 0,
+        }
+    }
+}
+
+/// One partition task's handles and what it last saw.
+///
+/// Dropping it (the task ended) keeps the partition's lag counted: a
+/// partition that stopped still has records nobody copies.
+#[derive(Debug)]
+pub struct PartitionMetrics {
+    flow: FlowMetrics,
+    series: Option<PartitionSeries>,
+    known: Arc<Mutex<Known>>,
 }
 
 impl PartitionMetrics {
-    /// The source's offsets as of the latest fetch.
+    /// The source's offsets as of the latest fetch (or offset lookup).
     pub fn fetched(&mut self, high_watermark: i64, last_stable_offset: i64, now_ms: i64) {
         // read_committed fetches report the LSO; otherwise it is -1.
         let stable = if last_stable_offset >= 0 {
@@ -488,14 +659,18 @@ impl PartitionMetrics {
         } else {
             high_watermark
         };
+        let mut k = lock(&self.known);
         if stable >= 0 {
-            self.last_stable = stable;
+            k.last_stable = stable;
+        }
+        if high_watermark >= 0 {
+            k.high_watermark = high_watermark;
         }
         if let Some(s) = &self.series {
             s.high_watermark.set(high_watermark);
             s.last_stable_offset.set(last_stable_offset);
         }
-        self.update_lag(now_ms);
+        update_lag(&mut k, &self.flow, self.series.as_ref(), now_ms);
     }
 
     pub fn sent(&self) {
@@ -527,7 +702,7 @@ impl PartitionMetrics {
             #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
             let age = (now_ms - ack.max_timestamp).max(0) as f64 / 1000.0;
             f.replication_latency.observe(age);
-            self.last_timestamp = Some(ack.max_timestamp);
+            lock(&self.known).last_timestamp = Some(ack.max_timestamp);
         }
         if let Some(s) = &self.series {
             s.records.inc_by(count(ack.records));
@@ -542,38 +717,41 @@ impl PartitionMetrics {
 
     /// Everything before `offset` is on the target.
     pub fn mirrored(&mut self, offset: i64, now_ms: i64) {
-        self.mirrored = offset;
+        let mut k = lock(&self.known);
+        k.mirrored = offset;
         if let Some(s) = &self.series {
             s.mirrored_offset.set(offset);
         }
-        self.update_lag(now_ms);
-    }
-
-    fn update_lag(&mut self, now_ms: i64) {
-        if self.last_stable < 0 || self.mirrored < 0 {
-            return;
-        }
-        let lag = (self.last_stable - self.mirrored).max(0);
-        self.flow.lag.inc_by(lag - self.lag);
-        self.lag = lag;
-        let Some(s) = &self.series else {
-            return;
-        };
-        s.lag_records.set(lag);
-        let age = match self.last_timestamp {
-            #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
-            Some(t) if lag > 0 => (now_ms - t).max(0) as f64 / 1000.0,
-            _ => 0.0,
-        };
-        s.lag_seconds.set(age);
+        update_lag(&mut k, &self.flow, self.series.as_ref(), now_ms);
     }
 }
 
-impl Drop for PartitionMetrics {
-    fn drop(&mut self) {
-        // A stopped partition no longer counts towards the flow's lag.
-        self.flow.lag.dec_by(self.lag);
+/// Brings a partition's share of the flow's lag gauges (and its own
+/// series) up to what `k` says.
+fn update_lag(k: &mut Known, flow: &FlowMetrics, series: Option<&PartitionSeries>, now_ms: i64) {
+    if k.last_stable < 0 || k.mirrored < 0 {
+        return;
     }
+    let lag_stable = (k.last_stable - k.mirrored).max(0);
+    // Behind the high watermark: records of open transactions too (a
+    // read_committed fetch cannot copy them yet, but once committed
+    // they must be). Never below the stable lag.
+    let lag = (k.high_watermark - k.mirrored).max(lag_stable);
+    flow.lag.inc_by(lag - k.lag);
+    flow.lag_stable.inc_by(lag_stable - k.lag_stable);
+    k.lag = lag;
+    k.lag_stable = lag_stable;
+    let Some(s) = series else {
+        return;
+    };
+    s.lag_records.set(lag);
+    s.lag_stable_records.set(lag_stable);
+    let age = match k.last_timestamp {
+        #[allow(clippy::cast_precision_loss)] // ms as f64: exact below 2^53
+        Some(t) if lag > 0 => (now_ms - t).max(0) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    s.lag_seconds.set(age);
 }
 
 /// How a produced batch came about, for `ferry_batches_total{path}`.
@@ -632,7 +810,9 @@ mod tests {
             10_000,
         );
         p.mirrored(40, 10_000);
-        assert_eq!(flow.lag_records(), 60);
+        // 80 behind the high watermark, 60 of them committed (behind the LSO).
+        assert_eq!(flow.lag_records(), 80);
+        assert_eq!(flow.lag_stable_records(), 60);
         flow.set_ready(true);
         assert!(m.is_ready());
         let text = scrape(&m);
@@ -642,7 +822,10 @@ mod tests {
             "ferry_batches_total{flow=\"east-west\",path=\"forwarded\"} 1",
             "ferry_inflight_batches{flow=\"east-west\"} 0",
             "ferry_flow_ready{flow=\"east-west\"} 1",
-            "ferry_lag_records{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 60",
+            "ferry_lag_records{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 80",
+            "ferry_lag_stable_records{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 60",
+            "ferry_flow_lag_records{flow=\"east-west\"} 80",
+            "ferry_flow_lag_stable_records{flow=\"east-west\"} 60",
             "ferry_lag_seconds{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 1.0",
             "ferry_mirrored_offset{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 40",
             "ferry_source_last_stable_offset{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 100",
@@ -650,6 +833,7 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
         // Caught up: no lag, in records or seconds.
+        p.fetched(100, 100, 20_000);
         p.mirrored(100, 20_000);
         let text = scrape(&m);
         assert!(
@@ -660,6 +844,75 @@ mod tests {
         assert!(text.contains(
             "ferry_lag_seconds{flow=\"east-west\",topic=\"orders\",partition=\"3\"} 0.0"
         ));
+    }
+
+    #[test]
+    fn records_behind_an_open_transaction_count_as_lag() {
+        // Issue 14 item 12: a hanging transaction holds the LSO at 100
+        // while 10,000 committed records follow it. Copied up to the LSO,
+        // the flow still has everything past it to copy.
+        let m = Metrics::new(false);
+        let flow = m.flow("f");
+        let mut p = flow.partition(&TopicPartition::new("t", 0));
+        p.fetched(10_100, 100, 0);
+        p.mirrored(100, 0);
+        assert_eq!(flow.lag_stable_records(), 0, "nothing readable left");
+        assert_eq!(flow.lag_records(), 10_000, "but not caught up");
+        // A partition whose fetches return nothing at all (its next record
+        // is in the open transaction) learns the ends from the flow's
+        // lookups; they never move back.
+        let tp = TopicPartition::new("t", 1);
+        let mut q = flow.partition(&tp);
+        q.mirrored(0, 0);
+        flow.source_ends(&tp, 105, 0, 0);
+        assert_eq!(flow.lag_records(), 10_105);
+        flow.source_ends(&tp, 100, 0, 0);
+        assert_eq!(
+            flow.lag_records(),
+            10_105,
+            "an older lookup changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_stopped_partition_keeps_its_lag_and_a_restart_takes_it_over() {
+        // Issue 14 item 1: dropping the handle (the task ended) used to
+        // remove the partition's lag from the flow's.
+        let m = Metrics::new(true);
+        let flow = m.flow("f");
+        let tp = TopicPartition::new("t", 0);
+        let mut p = flow.partition(&tp);
+        p.fetched(500, 500, 0);
+        p.mirrored(200, 0);
+        drop(p);
+        assert_eq!(flow.lag_records(), 300, "still counted while stopped");
+        // The source grows while nobody copies it (the flow looks it up).
+        flow.source_ends(&tp, 700, 700, 0);
+        assert_eq!(flow.lag_records(), 500);
+        // A restart takes the share over: no double counting.
+        let mut restarted = flow.partition(&tp);
+        restarted.mirrored(700, 0);
+        assert_eq!(flow.lag_records(), 0);
+        restarted.fetched(710, 710, 0);
+        drop(restarted);
+        flow.forget_partition(&tp);
+        assert_eq!(flow.lag_records(), 0, "a deleted topic stops counting");
+    }
+
+    #[test]
+    fn readiness_says_why_not() {
+        let m = Metrics::new(false);
+        let a = m.flow("a");
+        let b = m.flow("b");
+        a.set_ready(true);
+        b.set_not_ready("1 partition(s) stopped".into());
+        assert!(!m.is_ready());
+        assert_eq!(m.not_ready(), vec!["b (1 partition(s) stopped)".to_owned()]);
+        b.set_ready(true);
+        assert!(m.is_ready());
+        assert_eq!(a.restart_requests(), 0);
+        m.request_restart();
+        assert_eq!(b.restart_requests(), 1);
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //! `/metrics`, and `/health` + `/ready` for Kubernetes probes.
 //!
 //! - `/health`: 200 while the process serves requests (liveness).
-//! - `/ready`: 200 once every flow is connected and every partition it
-//!   found has a position; 503 naming the flows that are not (readiness).
+//! - `/ready`: 200 once every flow is connected, every topic it mirrors is
+//!   set up on the target and every partition it found runs; 503 naming
+//!   the flows that are not and why (a partition stopped or waiting to be
+//!   restarted, a topic the target refuses, a flow that cannot start).
+//! - `POST /partitions/restart`: restarts every stopped partition of every
+//!   flow from its committed position (they stop on causes that do not heal
+//!   by themselves, e.g. a corrupt source batch; transient causes are
+//!   retried without it).
 //! - `/metrics`: OpenMetrics text of every `ferry_*` series, plus
 //!   `process_resident_memory_bytes` and `process_cpu_seconds_total`.
 
@@ -128,6 +134,16 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<Socket
 }
 
 fn respond(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/partitions/restart" {
+        if req.method() != Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n".into());
+        }
+        state.metrics.request_restart();
+        return text(
+            StatusCode::ACCEPTED,
+            "stopped partitions restart within a second\n".into(),
+        );
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
     }

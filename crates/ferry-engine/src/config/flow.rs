@@ -75,7 +75,11 @@ pub struct FlowConfig {
     #[serde(default)]
     pub naming: Naming,
     /// Where a partition starts when ferry has no checkpoint for it. Default
-    /// `earliest`.
+    /// `earliest`. It applies only to the partitions that exist when the
+    /// flow is first started (the flow has no checkpoint at all yet); a
+    /// topic or partition that appears later, or has no checkpoint in a flow
+    /// that has some, is mirrored from its beginning, so its first records
+    /// are never skipped.
     #[serde(default)]
     pub start: StartPosition,
     /// How often the source is asked for new topics and partitions; a new

@@ -22,6 +22,38 @@ pub(super) struct Assignment {
     pub max_batch_bytes: usize,
 }
 
+/// What one discovery round found.
+#[derive(Debug, Default)]
+pub(super) struct Round {
+    /// Every partition to mirror (already running ones included).
+    pub assignments: Vec<Assignment>,
+    /// Source topics to mirror whose target could not be set up this
+    /// round: retried at the next one, while every other topic goes on.
+    pub failed: Vec<TopicFailure>,
+}
+
+/// A source topic whose target topic could not be prepared.
+#[derive(Debug)]
+pub(super) struct TopicFailure {
+    pub topic: String,
+    pub partitions: usize,
+    pub error: EngineError,
+}
+
+impl Round {
+    /// Every source partition this round found to mirror, set up or not.
+    pub(super) fn partitions(&self) -> impl Iterator<Item = TopicPartition> + '_ {
+        self.assignments
+            .iter()
+            .map(|a| a.source.clone())
+            .chain(self.failed.iter().flat_map(|f| {
+                (0..f.partitions).map(|p| {
+                    TopicPartition::new(f.topic.as_str(), i32::try_from(p).unwrap_or(i32::MAX))
+                })
+            }))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Known {
     target: String,
@@ -35,6 +67,9 @@ pub(super) struct Discovery {
     target: Client,
     known: HashMap<String, Known>,
     refusals_logged: HashSet<String>,
+    /// Topics whose target could not be set up, with the error last logged
+    /// (a warning once per change, not every round).
+    failing: HashMap<String, String>,
 }
 
 impl Discovery {
@@ -45,6 +80,7 @@ impl Discovery {
             target,
             known: HashMap::new(),
             refusals_logged: HashSet::new(),
+            failing: HashMap::new(),
         }
     }
 
@@ -58,8 +94,10 @@ impl Discovery {
     }
 
     /// Lists source topics, creates or grows target topics, and returns every
-    /// partition to mirror (already running ones included).
-    pub(super) async fn run(&mut self) -> Result<Vec<Assignment>, EngineError> {
+    /// partition to mirror (already running ones included). Fails only when
+    /// a cluster cannot be listed; one topic whose target cannot be set up
+    /// is reported in the round and does not hold up the others.
+    pub(super) async fn run(&mut self) -> Result<Round, EngineError> {
         let source_meta = self
             .source
             .list_topics()
@@ -71,6 +109,7 @@ impl Discovery {
             .await
             .map_err(self.cluster_error(&self.spec.target_alias))?;
         let mut out = Vec::new();
+        let mut failed = Vec::new();
         for (name, topic) in &source_meta.topics {
             if topic.is_internal || topic.partitions.is_empty() {
                 continue;
@@ -98,8 +137,31 @@ impl Discovery {
                     .topics
                     .get(&target_name)
                     .map(|t| t.partitions.len());
-                self.prepare_target(name, &target_name, partitions, existing)
-                    .await?
+                match self
+                    .prepare_target(name, &target_name, partitions, existing)
+                    .await
+                {
+                    Ok(known) => {
+                        if self.failing.remove(name).is_some() {
+                            tracing::info!(flow = %self.spec.name, topic = %name, target = %target_name, "target topic set up after earlier failures; mirroring it");
+                        }
+                        known
+                    }
+                    Err(error) => {
+                        self.spec.metrics.error("discovery", discovery_code(&error));
+                        let text = error.to_string();
+                        if self.failing.get(name) != Some(&text) {
+                            tracing::warn!(flow = %self.spec.name, topic = %name, target = %target_name, error = %text, "cannot set up the target topic; not mirroring it, retrying every discovery interval (other topics go on)");
+                            self.failing.insert(name.clone(), text);
+                        }
+                        failed.push(TopicFailure {
+                            topic: name.clone(),
+                            partitions,
+                            error,
+                        });
+                        continue;
+                    }
+                }
             } else {
                 known.unwrap_or(Known {
                     target: target_name,
@@ -117,7 +179,13 @@ impl Discovery {
             }
             self.known.insert(name.clone(), known);
         }
-        Ok(out)
+        // A topic gone from the source is no longer failing.
+        self.failing
+            .retain(|topic, _| source_meta.topics.contains_key(topic));
+        Ok(Round {
+            assignments: out,
+            failed,
+        })
     }
 
     async fn prepare_target(
@@ -220,5 +288,13 @@ impl Discovery {
             .and_then(|c| c.value.as_deref())
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES))
+    }
+}
+
+/// The Kafka error name of a discovery error, for the metric.
+fn discovery_code(error: &EngineError) -> Option<&'static str> {
+    match error {
+        EngineError::Cluster { source, .. } => source.kafka_code().and_then(KafkaCode::name),
+        _ => None,
     }
 }

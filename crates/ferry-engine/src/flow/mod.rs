@@ -26,7 +26,10 @@ mod discovery;
 mod partition;
 mod queue;
 mod resume;
+mod start;
 mod stats;
+mod supervisor;
+mod tasks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,7 +41,6 @@ use ferry_client::{
 };
 use ferry_wire::codec::Compression;
 use ferry_wire::pool::MemoryBudget;
-use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -53,6 +55,12 @@ use crate::offset_store::{OffsetMapStore, RunJournal};
 use crate::topics::{TopicNaming, TopicPolicy};
 
 pub use stats::FlowStats;
+
+/// The wait before restart number `failures` (1 for the first) of a
+/// partition or a flow that failed on a transient cause.
+pub(crate) fn restart_backoff(failures: u32) -> Duration {
+    supervisor::backoff(failures)
+}
 
 /// Knobs of one flow (see the config documentation for defaults).
 #[derive(Debug, Clone)]
@@ -346,8 +354,20 @@ type Journals = Arc<Mutex<HashMap<TopicPartition, RunJournal>>>;
 /// Committed positions of every partition of a flow, shared with the checkpointer.
 type Positions = Arc<Mutex<HashMap<TopicPartition, (String, Committed)>>>;
 
+/// Where the dispatcher hands each partition's fetched data.
+type Routes = Arc<Mutex<HashMap<TopicPartition, queue::QueueSender<SourceFetcher>>>>;
+
+/// Sleeps until `at`; forever when there is none.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs `spec` until `shutdown` turns true, then drains and checkpoints.
 /// Returns the flow's counters.
+#[allow(clippy::too_many_lines)] // a select loop; each arm calls out
 pub async fn run_flow(
     spec: FlowSpec,
     source: Client,
@@ -387,43 +407,16 @@ pub async fn run_flow(
     let positions: Positions = Arc::default();
 
     // The dispatcher: one poll loop feeding per-partition channels.
-    let routes: Arc<Mutex<HashMap<TopicPartition, queue::QueueSender<SourceFetcher>>>> =
-        Arc::default();
+    let routes: Routes = Arc::default();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    {
-        let fetcher = Arc::clone(&fetcher);
-        let routes = Arc::clone(&routes);
-        let mut stop = stop_rx.clone();
-        let flow = spec.name.clone();
-        let metrics = spec.metrics.clone();
-        tasks.spawn(async move {
-            loop {
-                let polled = tokio::select! {
-                    _ = stop.changed() => return Ok(()),
-                    polled = fetcher.poll() => polled,
-                };
-                let data = match polled {
-                    Ok(data) => data,
-                    Err(e) => {
-                        metrics.error(
-                            "fetch",
-                            e.kafka_code().and_then(ferry_client::KafkaCode::name),
-                        );
-                        tracing::warn!(flow = %flow, error = %e, "fetch failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
-                    }
-                };
-                for d in data {
-                    let route = lock(&routes).get(&d.tp).cloned();
-                    if let Some(route) = route {
-                        route.push(d);
-                    }
-                }
-            }
-        });
-    }
+    let mut background = JoinSet::new();
+    background.spawn(dispatch(
+        Arc::clone(&fetcher),
+        Arc::clone(&routes),
+        stop_rx.clone(),
+        spec.metrics.clone(),
+        spec.name.clone(),
+    ));
 
     let group_sync = match spec.groups.clone() {
         Some(groups) => match crate::groups::ensure_topic(&target).await {
@@ -445,23 +438,49 @@ pub async fn run_flow(
             positions: Arc::clone(&positions),
             journals: Arc::clone(&journals),
         };
-        tasks.spawn(sync.run(stop_rx.clone()));
+        background.spawn(sync.run(stop_rx.clone()));
     }
 
     let mut discovery =
         discovery::Discovery::new(Arc::clone(&spec), source.clone(), target.clone());
-    let mut started: HashMap<TopicPartition, ()> = HashMap::new();
+    let mut partitions = tasks::PartitionTasks {
+        spec: Arc::clone(&spec),
+        source: source.clone(),
+        target: target.clone(),
+        producer: producer.clone(),
+        fetcher: Arc::clone(&fetcher),
+        positions: Arc::clone(&positions),
+        journals: Arc::clone(&journals),
+        routes: Arc::clone(&routes),
+        stats: Arc::clone(&stats),
+        stop: stop_rx.clone(),
+        first_start: start::FirstStart::new(checkpoints.len()),
+        checkpoints,
+        persisted_maps,
+        supervisor: supervisor::Supervisor::default(),
+        assignments: HashMap::new(),
+        seen: std::collections::HashSet::new(),
+        pending: 0,
+        failed_topics: Vec::new(),
+        discovered: false,
+        dedicated: HashMap::new(),
+        needs_producer: std::collections::HashSet::new(),
+        tasks: JoinSet::new(),
+        task_ids: HashMap::new(),
+        shown: HashMap::new(),
+    };
     let mut discovery_tick = tokio::time::interval(spec.discovery_interval);
     let mut checkpoint_tick = tokio::time::interval(spec.tuning.checkpoint_interval);
     checkpoint_tick.tick().await;
     let mut written: HashMap<TopicPartition, i64> = HashMap::new();
-    let mut stopped_partitions = 0usize;
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
     let mut progress = Progress::new(spec.metrics.records_total());
     let mut progress_tick = tokio::time::interval(PROGRESS_INTERVAL);
     progress_tick.tick().await;
+    let mut restarts_seen = spec.metrics.restart_requests();
 
     loop {
+        let mut newly_started = false;
         tokio::select! {
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -469,129 +488,33 @@ pub async fn run_flow(
                 }
             }
             _ = discovery_tick.tick() => {
-                // A failed discovery (a broker restarting, a timeout) is
+                // A failed listing (a broker restarting, a timeout) is
                 // retried at the next tick; running partitions carry on.
-                let found = match discovery.run().await {
-                    Ok(found) => found,
+                match discovery.run().await {
+                    Ok(round) => newly_started = partitions.discovered(round).await,
                     Err(e) => {
                         spec.metrics.error("discovery", None);
                         tracing::warn!(flow = %spec.name, error = %e, "topic discovery failed; retrying next interval");
-                        continue;
                     }
-                };
-                let mut newly_started = false;
-                let mut pending = 0usize;
-                // Start positions of new partitions, looked up concurrently:
-                // one after the other, each waits behind the fetcher's long
-                // poll on the shared connection (~0.1-0.5 s per partition).
-                let positions_found: Vec<_> = futures_util::stream::iter(
-                    found.into_iter().filter(|a| !started.contains_key(&a.source)),
-                )
-                .map(|assignment| {
-                    let (spec, source, target) = (&spec, &source, &target);
-                    let checkpoint = checkpoints.get(&assignment.source);
-                    async move {
-                        let position =
-                            start_position(spec, source, target, &assignment, checkpoint).await;
-                        (assignment, position)
-                    }
-                })
-                .buffer_unordered(START_CONCURRENCY)
-                .collect()
-                .await;
-                for (assignment, position) in positions_found {
-                    // A partition that cannot start now (a broker restarting)
-                    // is tried again at the next discovery.
-                    let (position, target_end) = match position {
-                        Ok(p) => p,
-                        Err(e) => {
-                            pending += 1;
-                            spec.metrics.error("discovery", e.kafka_code().and_then(ferry_client::KafkaCode::name));
-                            tracing::warn!(flow = %spec.name, partition = %assignment.source, error = %e, "partition not started; retrying next interval");
-                            continue;
-                        }
-                    };
-                    // Where the persisted map ends, if not exactly here: an
-                    // anchor keeps translations there conservative.
-                    let mapped_to = persisted_maps
-                        .get(&assignment.source)
-                        .and_then(|l| l.map.end())
-                        .filter(|&(s, t)| s <= position && t <= target_end)
-                        .or_else(|| {
-                            checkpoints.get(&assignment.source).and_then(|c| {
-                                c.target_offset.map(|t| (c.source_offset, t))
-                            })
-                        });
-                    let anchor = mapped_to.filter(|&end| end != (position, target_end));
-                    lock(&journals).insert(
-                        assignment.source.clone(),
-                        persisted_maps
-                            .get(&assignment.source)
-                            .cloned()
-                            .map(|l| RunJournal::with_map(l.map, l.chunks))
-                            .unwrap_or_default(),
-                    );
-                    let (tx, rx) = queue::partition_queue(assignment.source.clone(), Arc::clone(&fetcher));
-                    lock(&routes).insert(assignment.source.clone(), tx);
-                    fetcher.assign(assignment.source.clone(), position);
-                    started.insert(assignment.source.clone(), ());
-                    newly_started = true;
-                    lock(&positions).insert(
-                        assignment.source.clone(),
-                        (
-                            assignment.target.topic.to_string(),
-                            Committed {
-                                source_offset: position,
-                                target_offset: Some(target_end),
-                            },
-                        ),
-                    );
-                    tracing::info!(
-                        flow = %spec.name,
-                        partition = %assignment.source,
-                        target = %assignment.target,
-                        position,
-                        target_end,
-                        "partition started"
-                    );
-                    let task = partition::PartitionTask {
-                        spec: Arc::clone(&spec),
-                        client: source.clone(),
-                        source: assignment.source,
-                        target: assignment.target,
-                        max_batch_bytes: assignment.max_batch_bytes,
-                        position,
-                        target_position: target_end,
-                        producer: producer.clone(),
-                        fetcher: Arc::clone(&fetcher),
-                        positions: Arc::clone(&positions),
-                        journals: Arc::clone(&journals),
-                        anchor,
-                        stats: Arc::clone(&stats),
-                        stop: stop_rx.clone(),
-                    };
-                    tasks.spawn(task.run(rx));
                 }
+                partitions.refresh_source_ends().await;
                 if let Err(e) = expire_offset_map(&spec.name, &target, &map_store, &journals, &positions).await {
                     tracing::warn!(flow = %spec.name, error = %e, "offset map cleanup failed; retrying next interval");
                 }
-                // Ready: connected (discovery ran) and every partition found has a position.
-                spec.metrics.set_ready(pending == 0);
-                let topics = started.keys().map(|tp| &tp.topic).collect::<std::collections::HashSet<_>>().len();
-                spec.metrics.set_partitions(started.len().saturating_sub(stopped_partitions), stopped_partitions, topics);
-                // Record where each new partition starts on both sides at once:
-                // after a crash before the first periodic checkpoint, the
-                // restart can still match the target's tail (see resume.rs).
-                if newly_started {
-                    if let Err(e) = write_checkpoints((&store, &map_store, &journals), &spec.name, &positions, &mut written).await {
-                        tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
-                    }
-                }
+            }
+            () = sleep_until(partitions.supervisor.next_due()) => {
+                newly_started = partitions.restart_due(tokio::time::Instant::now()).await;
             }
             _ = metrics_tick.tick() => {
                 spec.metrics.set_memory(budget.used(), budget.capacity());
                 spec.metrics.set_retries("fetch", &fetcher.retries());
                 spec.metrics.set_retries("produce", &producer.retries());
+                partitions.check_progress();
+                let requested = spec.metrics.restart_requests();
+                if requested != restarts_seen {
+                    restarts_seen = requested;
+                    partitions.restart_stopped();
+                }
             }
             _ = progress_tick.tick() => {
                 let lag = spec.metrics.lag_records();
@@ -606,34 +529,43 @@ pub async fn run_flow(
                     tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
                 }
             }
-            Some(done) = tasks.join_next() => {
-                // A partition task ends early only on an error that stops it.
+            Some(done) = partitions.tasks.join_next_with_id() => {
+                // A partition task ends early only on an error.
                 match done {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        stopped_partitions += 1;
-                        tracing::error!(flow = %spec.name, error = %e, "partition stopped");
-                    }
-                    Err(e) => {
-                        stopped_partitions += 1;
-                        tracing::error!(flow = %spec.name, error = %e, "partition task failed");
-                    }
+                    Ok((id, result)) => partitions.task_ended(id, Ok(result)),
+                    Err(e) => partitions.task_ended(e.id(), Err(e)),
                 }
-                let topics = started.keys().map(|tp| &tp.topic).collect::<std::collections::HashSet<_>>().len();
-                spec.metrics.set_partitions(started.len().saturating_sub(stopped_partitions), stopped_partitions, topics);
+            }
+        }
+        partitions.report();
+        // Record where each new partition starts on both sides at once:
+        // after a crash before the first periodic checkpoint, the restart
+        // can still match the target's tail (see resume.rs).
+        if newly_started {
+            if let Err(e) = write_checkpoints(
+                (&store, &map_store, &journals),
+                &spec.name,
+                &positions,
+                &mut written,
+            )
+            .await
+            {
+                tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
             }
         }
     }
 
     // Drain: tasks stop taking data and wait for their in-flight batches.
-    spec.metrics.set_ready(false);
+    spec.metrics.set_not_ready("stopping".to_owned());
     tracing::info!(flow = %spec.name, "draining in-flight batches");
     let _ = stop_tx.send(true);
-    while let Some(done) = tasks.join_next().await {
+    while let Some(done) = partitions.tasks.join_next().await {
         if let Ok(Err(e)) = done {
             tracing::error!(flow = %spec.name, error = %e, "partition stopped");
         }
     }
+    while background.join_next().await.is_some() {}
+    partitions.close_dedicated().await;
     write_checkpoints(
         (&store, &map_store, &journals),
         &spec.name,
@@ -656,59 +588,45 @@ pub async fn run_flow(
     Ok(stats)
 }
 
-/// Where a partition starts: its source offset, and the target partition's
-/// end (where the next produced batch lands, ferry being its only writer).
-async fn start_position(
-    spec: &FlowSpec,
-    source: &Client,
-    target: &Client,
-    assignment: &discovery::Assignment,
-    checkpoint: Option<&CheckpointValue>,
-) -> Result<(i64, i64), ferry_client::ClientError> {
-    let position = match checkpoint {
-        Some(c) => {
-            let config = crate::plan::PlanConfig {
-                verify_crc: spec.tuning.verify_crc,
-                max_batch_bytes: assignment.max_batch_bytes,
-                reencode_compression: spec.tuning.reencode_compression,
-                ..crate::plan::PlanConfig::default()
-            };
-            resume::resume_position(
-                source,
-                target,
-                &assignment.source,
-                &assignment.target,
-                (c.source_offset, c.target_offset),
-                config,
-            )
-            .await
+/// The dispatcher: polls the fetcher and hands each partition's data to
+/// its task's queue.
+async fn dispatch(
+    fetcher: Arc<SourceFetcher>,
+    routes: Routes,
+    mut stop: watch::Receiver<bool>,
+    metrics: FlowMetrics,
+    flow: String,
+) -> Result<(), EngineError> {
+    loop {
+        let polled = tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            polled = fetcher.poll() => polled,
+        };
+        let data = match polled {
+            Ok(data) => data,
+            Err(e) => {
+                metrics.error(
+                    "fetch",
+                    e.kafka_code().and_then(ferry_client::KafkaCode::name),
+                );
+                tracing::warn!(flow = %flow, error = %e, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for d in data {
+            let route = lock(&routes).get(&d.tp).cloned();
+            if let Some(route) = route {
+                route.push(d);
+            }
         }
-        None => start_offset(source, &assignment.source, spec.start).await?,
-    };
-    let t = &assignment.target;
-    let target_end = target
-        .list_offsets(&t.topic, &[t.partition], OffsetSpec::Latest)
-        .await?
-        .first()
-        .map_or(0, |(_, o)| *o);
-    Ok((position, target_end))
+    }
 }
 
-/// The first offset for a partition without a checkpoint.
-async fn start_offset(
-    source: &Client,
-    tp: &TopicPartition,
-    start: StartPosition,
-) -> Result<i64, ferry_client::ClientError> {
-    let spec = match start {
-        StartPosition::Earliest => OffsetSpec::Earliest,
-        StartPosition::Latest => OffsetSpec::Latest,
-        StartPosition::Timestamp(t) => OffsetSpec::Timestamp(t.unix_millis()),
-    };
-    let offsets = source
-        .list_offsets(&tp.topic, &[tp.partition], spec)
-        .await?;
-    Ok(offsets.first().map_or(0, |(_, o)| *o))
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Writes the offset map's new runs, then the checkpoints. Positions are

@@ -6,6 +6,13 @@
 //! from the clusters: the flows' checkpoints on the target against the
 //! source's end offsets (no rate, and positions only as fresh as the last
 //! checkpoint).
+//!
+//! LAG counts source records not yet on the target up to the source's high
+//! watermark: 0 means nothing is left to copy (the failover runbook's
+//! check). Records of open transactions are part of it (they cannot be
+//! copied yet, but once committed they must be); the part of the lag they
+//! make up is shown after it. A flow with a stopped partition reads
+//! STOPPED (with the partition and cause), never "ready".
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -15,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ferry_client::OffsetSpec;
+use ferry_client::{Isolation, OffsetSpec};
 use ferry_engine::checkpoint::{CHECKPOINT_TOPIC, CheckpointStore};
 use ferry_engine::config::Config;
 
@@ -68,6 +75,8 @@ struct Row {
     state: String,
     partitions: String,
     lag_records: Option<f64>,
+    /// Lag up to the last stable offset (what can be copied now).
+    lag_stable: Option<f64>,
     lag_seconds: Option<f64>,
     records_per_s: Option<f64>,
     records: Option<f64>,
@@ -93,7 +102,7 @@ fn print_table(rows: &[Row], live: bool) {
             r.flow.clone(),
             r.state.clone(),
             r.partitions.clone(),
-            num(r.lag_records, ""),
+            lag_cell(r.lag_records, r.lag_stable),
             r.lag_seconds
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),
             if live {
@@ -119,6 +128,17 @@ fn print_table(rows: &[Row], live: bool) {
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         println!("  {}", cells.join("  ").trim_end());
+    }
+}
+
+/// The lag, and the part of it in open transactions when there is one.
+fn lag_cell(lag: Option<f64>, stable: Option<f64>) -> String {
+    match (lag, stable) {
+        (None, _) => "-".to_owned(),
+        (Some(lag), Some(stable)) if lag > stable => {
+            format!("{lag:.0} ({:.0} in open transactions)", lag - stable)
+        }
+        (Some(lag), _) => format!("{lag:.0}"),
     }
 }
 
@@ -192,7 +212,9 @@ fn from_instance(addr: SocketAddr) -> Result<Vec<Row>> {
             })
             .clone()
     };
-    let mut running: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut running: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    // Partitions not running, by flow: (state, "topic-partition: cause").
+    let mut not_running: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut errors: BTreeMap<String, (f64, String)> = BTreeMap::new();
     for (name, labels, value) in &after {
         let Some(flow) = labels.get("flow") else {
@@ -204,6 +226,14 @@ fn from_instance(addr: SocketAddr) -> Result<Vec<Row>> {
                 r.state = if *value > 0.0 { "ready" } else { "not ready" }.to_owned();
             }
             "ferry_flow_lag_records" => r.lag_records = Some(*value),
+            "ferry_flow_lag_stable_records" => r.lag_stable = Some(*value),
+            "ferry_partition_not_running" if *value > 0.0 => {
+                let get = |k: &str| labels.get(k).map_or("?", String::as_str);
+                not_running.entry(flow.clone()).or_default().push((
+                    get("state").to_owned(),
+                    format!("{}-{}: {}", get("topic"), get("partition"), get("cause")),
+                ));
+            }
             "ferry_records_total" => {
                 r.records = Some(*value);
                 let earlier = before
@@ -220,6 +250,7 @@ fn from_instance(addr: SocketAddr) -> Result<Vec<Row>> {
                 match labels.get("state").map(String::as_str) {
                     Some("running") => e.0 = *value,
                     Some("stopped") => e.1 = *value,
+                    Some("retrying") => e.2 = *value,
                     _ => {}
                 }
             }
@@ -239,17 +270,43 @@ fn from_instance(addr: SocketAddr) -> Result<Vec<Row>> {
         rows.insert(flow.clone(), r);
     }
     for (flow, r) in &mut rows {
-        let (run, stop) = running.get(flow).copied().unwrap_or_default();
-        r.partitions = if stop > 0.0 {
-            format!("{run:.0} running, {stop:.0} stopped")
-        } else {
-            format!("{run:.0} running")
-        };
+        let (run, stop, retry) = running.get(flow).copied().unwrap_or_default();
+        r.partitions = format!("{run:.0} running");
+        if retry > 0.0 {
+            r.partitions.push_str(&format!(", {retry:.0} retrying"));
+        }
+        if stop > 0.0 {
+            r.partitions.push_str(&format!(", {stop:.0} stopped"));
+        }
+        if let Some(state) = partition_state(not_running.get(flow).map_or(&[][..], Vec::as_slice)) {
+            r.state = state;
+        }
         if let Some((n, last)) = errors.get(flow).filter(|(n, _)| *n > 0.0) {
             r.last_error = format!("{n:.0} (e.g. {last})");
         }
     }
     Ok(rows.into_values().collect())
+}
+
+/// The STATE of a flow with partitions not running: STOPPED (they need an
+/// operator) before retrying, with the first partition and its cause.
+fn partition_state(not_running: &[(String, String)]) -> Option<String> {
+    for (state, label) in [("stopped", "STOPPED"), ("retrying", "retrying")] {
+        let hit: Vec<&String> = not_running
+            .iter()
+            .filter(|(s, _)| s == state)
+            .map(|(_, what)| what)
+            .collect();
+        if let Some(first) = hit.first() {
+            let more = if hit.len() > 1 {
+                format!(" and {} more", hit.len() - 1)
+            } else {
+                String::new()
+            };
+            return Some(format!("{label} ({first}{more})"));
+        }
+    }
+    None
 }
 
 // ---- offline: from the checkpoints ----------------------------------------
@@ -263,9 +320,10 @@ async fn from_clusters(config: &Config) -> Vec<Row> {
             ..Row::default()
         };
         match flow_lag(config, &flow.name, &flow.source, &flow.target).await {
-            Ok((partitions, lag, age)) => {
+            Ok((partitions, (lag, stable), age)) => {
                 row.partitions = format!("{partitions} checkpointed");
                 row.lag_records = Some(lag);
+                row.lag_stable = Some(stable);
                 row.lag_seconds = age;
             }
             Err(e) => row.last_error = format!("{e:#}"),
@@ -277,13 +335,14 @@ async fn from_clusters(config: &Config) -> Vec<Row> {
 
 use super::connect;
 
-/// Partitions checkpointed, their lag in records, and the checkpoint's age.
+/// Partitions checkpointed, their lag in records (up to the high watermark,
+/// and up to the last stable offset), and the checkpoint's age.
 async fn flow_lag(
     config: &Config,
     flow: &str,
     source_alias: &str,
     target_alias: &str,
-) -> Result<(usize, f64, Option<f64>)> {
+) -> Result<(usize, (f64, f64), Option<f64>)> {
     let source = connect(config, source_alias).await?;
     let target = connect(config, target_alias).await?;
     let topics = target
@@ -291,7 +350,7 @@ async fn flow_lag(
         .await
         .with_context(|| format!("cluster {target_alias}: listing topics"))?;
     if !topics.topics.contains_key(CHECKPOINT_TOPIC) {
-        return Ok((0, 0.0, None));
+        return Ok((0, (0.0, 0.0), None));
     }
     let checkpoints = CheckpointStore::new(target)
         .load(flow)
@@ -306,16 +365,22 @@ async fn flow_lag(
             .push((tp.partition, c.source_offset));
         newest = newest.max(c.time_ms);
     }
-    let mut lag = 0i64;
+    let mut lag = [0i64; 2];
     for (topic, parts) in by_topic {
         let ids: Vec<i32> = parts.iter().map(|(p, _)| *p).collect();
-        let ends = source
-            .list_offsets(topic, &ids, OffsetSpec::Latest)
-            .await
-            .with_context(|| format!("cluster {source_alias}: end offsets of {topic}"))?;
-        for (p, end) in ends {
-            if let Some((_, at)) = parts.iter().find(|(q, _)| *q == p) {
-                lag += (end - at).max(0);
+        // The high watermark (read_uncommitted), then the last stable offset.
+        for (i, isolation) in [Isolation::ReadUncommitted, Isolation::ReadCommitted]
+            .into_iter()
+            .enumerate()
+        {
+            let ends = source
+                .list_offsets_with(topic, &ids, OffsetSpec::Latest, isolation)
+                .await
+                .with_context(|| format!("cluster {source_alias}: end offsets of {topic}"))?;
+            for (p, end) in ends {
+                if let Some((_, at)) = parts.iter().find(|(q, _)| *q == p) {
+                    lag[i] += (end - at).max(0);
+                }
             }
         }
     }
@@ -325,5 +390,39 @@ async fn flow_lag(
     #[allow(clippy::cast_precision_loss)]
     let age = (newest > 0).then(|| (now - newest).max(0) as f64 / 1000.0);
     #[allow(clippy::cast_precision_loss)]
-    Ok((checkpoints.len(), lag as f64, age))
+    Ok((checkpoints.len(), (lag[0] as f64, lag[1] as f64), age))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_partition_reads_stopped_before_retrying_ones() {
+        let rows = [
+            ("retrying".to_owned(), "t-1: not_delivered".to_owned()),
+            ("stopped".to_owned(), "t-0: corrupt_batch".to_owned()),
+            ("stopped".to_owned(), "t-2: corrupt_batch".to_owned()),
+        ];
+        assert_eq!(
+            partition_state(&rows).as_deref(),
+            Some("STOPPED (t-0: corrupt_batch and 1 more)")
+        );
+        assert_eq!(
+            partition_state(&rows[..1]).as_deref(),
+            Some("retrying (t-1: not_delivered)")
+        );
+        assert_eq!(partition_state(&[]), None);
+    }
+
+    #[test]
+    fn lag_shows_the_part_in_open_transactions() {
+        assert_eq!(
+            lag_cell(Some(120.0), Some(100.0)),
+            "120 (20 in open transactions)"
+        );
+        assert_eq!(lag_cell(Some(5.0), Some(5.0)), "5");
+        assert_eq!(lag_cell(Some(5.0), None), "5");
+        assert_eq!(lag_cell(None, Some(1.0)), "-");
+    }
 }
