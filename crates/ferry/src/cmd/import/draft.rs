@@ -18,7 +18,12 @@ pub struct Table(pub Vec<Field>);
 
 impl Table {
     /// Sets `name`, replacing an earlier value (keeps its place).
-    pub fn set(&mut self, name: &'static str, value: impl Into<toml::Value>, from: impl Into<String>) {
+    pub fn set(
+        &mut self,
+        name: &'static str,
+        value: impl Into<toml::Value>,
+        from: impl Into<String>,
+    ) {
         let field = Field {
             name,
             value: value.into(),
@@ -122,7 +127,10 @@ fn table(out: &mut String, header: &str, t: &Table) {
 
 /// A TOML key: bare if it can be, quoted otherwise.
 fn key(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         s.to_owned()
     } else {
         toml::Value::String(s.to_owned()).to_string()

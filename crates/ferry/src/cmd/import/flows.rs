@@ -15,7 +15,12 @@ pub const MM2_TOPICS_EXCLUDE: &[&str] = &[r".*[\-\.]internal", r".*\.replica"];
 
 /// A list of Java regexes as a ferry list field, or the first that does
 /// not translate.
-fn regexes(f: &mut crate::cmd::import::draft::Table, field: &'static str, v: &str, from: &str) -> Verdict {
+fn regexes(
+    f: &mut crate::cmd::import::draft::Table,
+    field: &'static str,
+    v: &str,
+    from: &str,
+) -> Verdict {
     let mut out = Vec::new();
     for p in list(v) {
         match translate(&p) {
@@ -40,11 +45,19 @@ pub fn groups(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
 }
 
 pub fn groups_exclude(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
-    prefixed(regexes(&mut f.groups, "exclude", v, "groups.exclude"), "groups.")
+    prefixed(
+        regexes(&mut f.groups, "exclude", v, "groups.exclude"),
+        "groups.",
+    )
 }
 
 pub fn config_exclude(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
-    regexes(&mut f.main, "exclude_configs", v, "config.properties.exclude")
+    regexes(
+        &mut f.main,
+        "exclude_configs",
+        v,
+        "config.properties.exclude",
+    )
 }
 
 fn prefixed(v: Verdict, prefix: &str) -> Verdict {
@@ -151,12 +164,26 @@ pub fn sync_groups(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
 
 pub fn sync_groups_interval(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
     let from = "sync.group.offsets.interval.seconds";
-    duration(&mut f.groups, "interval", v, from, (1, 3600), "groups.interval")
+    duration(
+        &mut f.groups,
+        "interval",
+        v,
+        from,
+        (1, 3600),
+        "groups.interval",
+    )
 }
 
 pub fn refresh_topics_interval(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
     let from = "refresh.topics.interval.seconds";
-    duration(&mut f.main, "discovery_interval", v, from, (1, 86_400), "discovery_interval")
+    duration(
+        &mut f.main,
+        "discovery_interval",
+        v,
+        from,
+        (1, 86_400),
+        "discovery_interval",
+    )
 }
 
 pub fn refresh_topics_enabled(_: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
@@ -205,7 +232,8 @@ fn unless_disabled(v: &str, l: &Lookup<'_>, enabled_key: &str, unsupported: &str
     let enabled = if v.trim().eq_ignore_ascii_case("false") && l.key.ends_with(".enabled") {
         false
     } else {
-        l.get(enabled_key).is_none_or(|e| !e.trim().eq_ignore_ascii_case("false"))
+        l.get(enabled_key)
+            .is_none_or(|e| !e.trim().eq_ignore_ascii_case("false"))
     };
     if enabled {
         Verdict::unsupported(unsupported)
@@ -257,7 +285,9 @@ pub fn exactly_once(_: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
 }
 
 pub fn filter_class(_: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
-    if v.trim().starts_with("org.apache.kafka.connect.mirror.Default") {
+    if v.trim()
+        .starts_with("org.apache.kafka.connect.mirror.Default")
+    {
         Verdict::ignored("MM2's default filter: ferry's topics/exclude lists do the same")
     } else {
         Verdict::unsupported(format!(
@@ -274,7 +304,9 @@ fn bytes(f: &mut FlowDraft, field: &'static str, v: &str, from: &str) -> Verdict
             f.tuning.set(field, n, from);
             Verdict::mapped(format!("tuning.{field}"))
         }
-        _ => Verdict::unsupported(format!("{v:?}: ferry needs at least 1024 bytes; set tuning.{field} by hand")),
+        _ => Verdict::unsupported(format!(
+            "{v:?}: ferry needs at least 1024 bytes; set tuning.{field} by hand"
+        )),
     }
 }
 
@@ -283,13 +315,22 @@ pub fn fetch_max_bytes(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
 }
 
 pub fn partition_fetch_bytes(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
-    bytes(f, "partition_fetch_max_bytes", v, "consumer.max.partition.fetch.bytes")
+    bytes(
+        f,
+        "partition_fetch_max_bytes",
+        v,
+        "consumer.max.partition.fetch.bytes",
+    )
 }
 
 pub fn fetch_max_wait(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
     match v.trim().parse::<u64>() {
         Ok(ms) if ms <= 300_000 => {
-            f.tuning.set("fetch_max_wait", format!("{ms}ms"), "consumer.fetch.max.wait.ms");
+            f.tuning.set(
+                "fetch_max_wait",
+                format!("{ms}ms"),
+                "consumer.fetch.max.wait.ms",
+            );
             Verdict::mapped("tuning.fetch_max_wait")
         }
         _ => Verdict::unsupported(format!("{v:?}: ferry accepts 0..=300000 ms")),
@@ -314,7 +355,9 @@ pub fn offset_reset(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
             f.main.set("start", "latest", "consumer.auto.offset.reset");
             Verdict::mapped("start = \"latest\"")
         }
-        other => Verdict::unsupported(format!("{other:?}: ferry starts at earliest, latest or a timestamp")),
+        other => Verdict::unsupported(format!(
+            "{other:?}: ferry starts at earliest, latest or a timestamp"
+        )),
     }
 }
 
@@ -323,10 +366,16 @@ pub fn offset_reset(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
 pub fn in_flight(f: &mut FlowDraft, v: &str, _: &Lookup<'_>) -> Verdict {
     match v.trim().parse::<i64>() {
         Ok(n) if (1..=5).contains(&n) => {
-            f.tuning.set("max_in_flight_per_partition", n, "producer.max.in.flight.requests.per.connection");
+            f.tuning.set(
+                "max_in_flight_per_partition",
+                n,
+                "producer.max.in.flight.requests.per.connection",
+            );
             Verdict::mapped("tuning.max_in_flight_per_partition")
         }
-        _ => Verdict::ignored("ferry keeps 1..=5 produce requests in flight per partition (default 5) to stay idempotent"),
+        _ => Verdict::ignored(
+            "ferry keeps 1..=5 produce requests in flight per partition (default 5) to stay idempotent",
+        ),
     }
 }
 

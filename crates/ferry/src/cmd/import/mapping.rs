@@ -85,49 +85,114 @@ const RULES: &[(&str, Rule)] = &[
     ("topic.filter.class", Rule::Flow(f::filter_class)),
     ("group.filter.class", Rule::Flow(f::filter_class)),
     ("config.property.filter.class", Rule::Flow(f::filter_class)),
-    ("refresh.topics.interval.seconds", Rule::Flow(f::refresh_topics_interval)),
-    ("refresh.topics.enabled", Rule::Flow(f::refresh_topics_enabled)),
-    ("refresh.groups.interval.seconds", Rule::Ignored("ferry finds groups at every group sync ([flows.groups] interval)")),
-    ("refresh.groups.enabled", Rule::Ignored("ferry finds groups at every group sync ([flows.groups] interval)")),
+    (
+        "refresh.topics.interval.seconds",
+        Rule::Flow(f::refresh_topics_interval),
+    ),
+    (
+        "refresh.topics.enabled",
+        Rule::Flow(f::refresh_topics_enabled),
+    ),
+    (
+        "refresh.groups.interval.seconds",
+        Rule::Ignored("ferry finds groups at every group sync ([flows.groups] interval)"),
+    ),
+    (
+        "refresh.groups.enabled",
+        Rule::Ignored("ferry finds groups at every group sync ([flows.groups] interval)"),
+    ),
     // topic creation and configs
     ("replication.factor", Rule::Flow(f::replication_factor)),
     ("config.properties.exclude", Rule::Flow(f::config_exclude)),
     ("config.properties.blacklist", Rule::Flow(f::config_exclude)),
     ("sync.topic.configs.enabled", Rule::Flow(f::sync_configs)),
-    ("sync.topic.configs.interval.seconds", Rule::Ignored("ferry copies topic configs when it creates a topic, not periodically")),
-    ("use.incremental.alter.configs", Rule::Ignored("ferry copies topic configs when it creates a topic, not periodically")),
+    (
+        "sync.topic.configs.interval.seconds",
+        Rule::Ignored("ferry copies topic configs when it creates a topic, not periodically"),
+    ),
+    (
+        "use.incremental.alter.configs",
+        Rule::Ignored("ferry copies topic configs when it creates a topic, not periodically"),
+    ),
     ("sync.topic.acls.enabled", Rule::Flow(f::sync_acls)),
-    ("sync.topic.acls.interval.seconds", Rule::Ignored("ferry copies no ACLs")),
+    (
+        "sync.topic.acls.interval.seconds",
+        Rule::Ignored("ferry copies no ACLs"),
+    ),
     // consumer groups
     ("sync.group.offsets.enabled", Rule::Flow(f::sync_groups)),
-    ("sync.group.offsets.interval.seconds", Rule::Flow(f::sync_groups_interval)),
+    (
+        "sync.group.offsets.interval.seconds",
+        Rule::Flow(f::sync_groups_interval),
+    ),
     ("emit.checkpoints.enabled", Rule::Flow(f::checkpoints)),
-    ("emit.checkpoints.interval.seconds", Rule::Flow(f::checkpoints)),
-    ("checkpoints.topic.replication.factor", Rule::Flow(f::checkpoints)),
+    (
+        "emit.checkpoints.interval.seconds",
+        Rule::Flow(f::checkpoints),
+    ),
+    (
+        "checkpoints.topic.replication.factor",
+        Rule::Flow(f::checkpoints),
+    ),
     ("offset-syncs.topic.location", Rule::Ignored(OFFSET_SYNCS)),
-    ("offset-syncs.topic.replication.factor", Rule::Ignored(OFFSET_SYNCS)),
+    (
+        "offset-syncs.topic.replication.factor",
+        Rule::Ignored(OFFSET_SYNCS),
+    ),
     ("offset.lag.max", Rule::Ignored(OFFSET_SYNCS)),
     ("emit.offset-syncs.enabled", Rule::Ignored(OFFSET_SYNCS)),
     // heartbeats
     ("emit.heartbeats.enabled", Rule::Flow(f::heartbeats)),
-    ("emit.heartbeats.interval.seconds", Rule::Flow(f::heartbeats)),
-    ("heartbeats.topic.replication.factor", Rule::Flow(f::heartbeats)),
+    (
+        "emit.heartbeats.interval.seconds",
+        Rule::Flow(f::heartbeats),
+    ),
+    (
+        "heartbeats.topic.replication.factor",
+        Rule::Flow(f::heartbeats),
+    ),
     // how MM2 runs
-    ("tasks.max", Rule::Ignored("ferry fetches every partition from its leader in one process with several requests in flight: there are no tasks to split the work into")),
+    (
+        "tasks.max",
+        Rule::Ignored(
+            "ferry fetches every partition from its leader in one process with several requests in flight: there are no tasks to split the work into",
+        ),
+    ),
     ("exactly.once.source.support", Rule::Flow(f::exactly_once)),
     ("consumer.poll.timeout.ms", Rule::Ignored(CLIENT)),
     ("admin.timeout.ms", Rule::Ignored(CLIENT)),
-    ("replication.policy.internal.topic.separator.enabled", Rule::Ignored("ferry names no MM2 internal topics")),
-    ("add.source.alias.to.metrics", Rule::Ignored("ferry's metrics are labelled by flow")),
-    ("metric.reporters", Rule::Ignored("ferry exposes Prometheus metrics at [metrics] listen")),
-    ("metrics.*", Rule::Ignored("ferry exposes Prometheus metrics at [metrics] listen")),
-    ("config.providers*", Rule::Ignored("ferry reads secrets from ${VAR} environment references or password_file")),
+    (
+        "replication.policy.internal.topic.separator.enabled",
+        Rule::Ignored("ferry names no MM2 internal topics"),
+    ),
+    (
+        "add.source.alias.to.metrics",
+        Rule::Ignored("ferry's metrics are labelled by flow"),
+    ),
+    (
+        "metric.reporters",
+        Rule::Ignored("ferry exposes Prometheus metrics at [metrics] listen"),
+    ),
+    (
+        "metrics.*",
+        Rule::Ignored("ferry exposes Prometheus metrics at [metrics] listen"),
+    ),
+    (
+        "config.providers*",
+        Rule::Ignored("ferry reads secrets from ${VAR} environment references or password_file"),
+    ),
     ("name", Rule::Ignored(CONNECT)),
     ("connector.class", Rule::Ignored(CONNECT)),
     ("source.cluster.alias", Rule::Ignored(CONNECT)),
     ("target.cluster.alias", Rule::Ignored(CONNECT)),
-    ("source.cluster.*", Rule::Ignored("Connect-mode client settings: write them per cluster (<alias>.)")),
-    ("target.cluster.*", Rule::Ignored("Connect-mode client settings: write them per cluster (<alias>.)")),
+    (
+        "source.cluster.*",
+        Rule::Ignored("Connect-mode client settings: write them per cluster (<alias>.)"),
+    ),
+    (
+        "target.cluster.*",
+        Rule::Ignored("Connect-mode client settings: write them per cluster (<alias>.)"),
+    ),
     ("key.converter*", Rule::Ignored(CONNECT)),
     ("value.converter*", Rule::Ignored(CONNECT)),
     ("header.converter*", Rule::Ignored(CONNECT)),
@@ -149,40 +214,99 @@ const RULES: &[(&str, Rule)] = &[
     ("rebalance.timeout.ms", Rule::Ignored(CONNECT)),
     ("task.shutdown.graceful.timeout.ms", Rule::Ignored(CONNECT)),
     ("errors.*", Rule::Ignored(CONNECT)),
-    ("transforms*", Rule::Unsupported("ferry forwards batches unchanged: single message transforms cannot be applied")),
+    (
+        "transforms*",
+        Rule::Unsupported(
+            "ferry forwards batches unchanged: single message transforms cannot be applied",
+        ),
+    ),
     // per-cluster client settings
     ("client.id", Rule::Cluster(client_id)),
     ("request.timeout.ms", Rule::Cluster(request_timeout)),
     ("security.protocol", Rule::Cluster(s::protocol)),
     ("ssl.truststore.location", Rule::Cluster(s::truststore)),
-    ("ssl.truststore.type", Rule::Ignored("tells how to read ssl.truststore.location (see that line)")),
+    (
+        "ssl.truststore.type",
+        Rule::Ignored("tells how to read ssl.truststore.location (see that line)"),
+    ),
     ("ssl.keystore.location", Rule::Cluster(s::keystore)),
-    ("ssl.keystore.type", Rule::Ignored("tells how to read ssl.keystore.location (see that line)")),
+    (
+        "ssl.keystore.type",
+        Rule::Ignored("tells how to read ssl.keystore.location (see that line)"),
+    ),
     ("ssl.truststore.password", Rule::Ignored(NOT_COPIED)),
     ("ssl.keystore.password", Rule::Ignored(NOT_COPIED)),
     ("ssl.key.password", Rule::Ignored(NOT_COPIED)),
-    ("ssl.truststore.certificates", Rule::Unsupported("write the PEM certificates to a file and set tls.ca_file to it")),
-    ("ssl.keystore.certificate.chain", Rule::Unsupported("write the PEM chain to a file and set tls.cert_file to it")),
-    ("ssl.keystore.key", Rule::Unsupported("not copied: write the unencrypted PEM key to a file and set tls.key_file to it")),
-    ("ssl.endpoint.identification.algorithm", Rule::Cluster(s::endpoint_identification)),
+    (
+        "ssl.truststore.certificates",
+        Rule::Unsupported("write the PEM certificates to a file and set tls.ca_file to it"),
+    ),
+    (
+        "ssl.keystore.certificate.chain",
+        Rule::Unsupported("write the PEM chain to a file and set tls.cert_file to it"),
+    ),
+    (
+        "ssl.keystore.key",
+        Rule::Unsupported(
+            "not copied: write the unencrypted PEM key to a file and set tls.key_file to it",
+        ),
+    ),
+    (
+        "ssl.endpoint.identification.algorithm",
+        Rule::Cluster(s::endpoint_identification),
+    ),
     ("ssl.*", Rule::Ignored(TLS_ENGINE)),
     ("sasl.mechanism", Rule::Cluster(s::mechanism)),
     ("sasl.jaas.config", Rule::Cluster(s::jaas)),
     ("sasl.*", Rule::Unsupported(NOT_SASL)),
     // consumer overrides: the flows reading from the cluster
-    ("consumer.fetch.max.bytes", Rule::Consumer(f::fetch_max_bytes)),
-    ("consumer.max.partition.fetch.bytes", Rule::Consumer(f::partition_fetch_bytes)),
-    ("consumer.fetch.max.wait.ms", Rule::Consumer(f::fetch_max_wait)),
+    (
+        "consumer.fetch.max.bytes",
+        Rule::Consumer(f::fetch_max_bytes),
+    ),
+    (
+        "consumer.max.partition.fetch.bytes",
+        Rule::Consumer(f::partition_fetch_bytes),
+    ),
+    (
+        "consumer.fetch.max.wait.ms",
+        Rule::Consumer(f::fetch_max_wait),
+    ),
     ("consumer.isolation.level", Rule::Consumer(f::isolation)),
-    ("consumer.auto.offset.reset", Rule::Consumer(f::offset_reset)),
-    ("consumer.*", Rule::Ignored("a Kafka consumer setting: ferry's fetcher is not a consumer (its settings are in [flows.tuning])")),
+    (
+        "consumer.auto.offset.reset",
+        Rule::Consumer(f::offset_reset),
+    ),
+    (
+        "consumer.*",
+        Rule::Ignored(
+            "a Kafka consumer setting: ferry's fetcher is not a consumer (its settings are in [flows.tuning])",
+        ),
+    ),
     // producer overrides: the flows writing to the cluster
-    ("producer.max.in.flight.requests.per.connection", Rule::Producer(f::in_flight)),
+    (
+        "producer.max.in.flight.requests.per.connection",
+        Rule::Producer(f::in_flight),
+    ),
     ("producer.compression.type", Rule::Producer(f::compression)),
-    ("producer.acks", Rule::Ignored("ferry always produces with acks=all, idempotently")),
-    ("producer.enable.idempotence", Rule::Ignored("ferry always produces with acks=all, idempotently")),
-    ("producer.*", Rule::Ignored("a Kafka producer setting: ferry forwards the source's batches as they are (no batching, linger or buffer); memory is bounded by [flows.tuning] memory_budget")),
-    ("admin.*", Rule::Ignored("an admin client setting: ferry's admin requests use the cluster's settings")),
+    (
+        "producer.acks",
+        Rule::Ignored("ferry always produces with acks=all, idempotently"),
+    ),
+    (
+        "producer.enable.idempotence",
+        Rule::Ignored("ferry always produces with acks=all, idempotently"),
+    ),
+    (
+        "producer.*",
+        Rule::Ignored(
+            "a Kafka producer setting: ferry forwards the source's batches as they are (no batching, linger or buffer); memory is bounded by [flows.tuning] memory_budget",
+        ),
+    ),
+    (
+        "admin.*",
+        Rule::Ignored("an admin client setting: ferry's admin requests use the cluster's settings"),
+    ),
 ];
 
 fn rule(rest: &str) -> Option<Rule> {
@@ -205,7 +329,8 @@ fn client_id(c: &mut ClusterDraft, v: &str, _: &Lookup<'_>) -> Verdict {
 fn request_timeout(c: &mut ClusterDraft, v: &str, _: &Lookup<'_>) -> Verdict {
     match v.trim().parse::<u64>() {
         Ok(ms) if (1000..=3_600_000).contains(&ms) => {
-            c.main.set("request_timeout", format!("{ms}ms"), "request.timeout.ms");
+            c.main
+                .set("request_timeout", format!("{ms}ms"), "request.timeout.ms");
             Verdict::mapped("request_timeout")
         }
         _ => Verdict::unsupported(format!("{v:?}: ferry accepts 1s..=1h")),
@@ -257,7 +382,9 @@ fn scope<'k>(key: &'k str, aliases: &[String]) -> (Scope, &'k str) {
     }
     let cluster = aliases
         .iter()
-        .filter(|a| key.len() > a.len() && key.starts_with(a.as_str()) && key.as_bytes()[a.len()] == b'.')
+        .filter(|a| {
+            key.len() > a.len() && key.starts_with(a.as_str()) && key.as_bytes()[a.len()] == b'.'
+        })
         .max_by_key(|a| a.len());
     match cluster {
         Some(a) => (Scope::Cluster(a.clone()), &key[a.len() + 1..]),
@@ -317,18 +444,27 @@ pub fn map(settings: &[Setting]) -> (Draft, Report) {
             (Scope::Cluster(a), "bootstrap.servers") => {
                 let servers = super::regex::list(&st.value);
                 if let Some(c) = draft.cluster_mut(a) {
-                    c.main.set("bootstrap_servers", strings(&servers), format!("{} ({})", st.key, st.at));
+                    c.main.set(
+                        "bootstrap_servers",
+                        strings(&servers),
+                        format!("{} ({})", st.key, st.at),
+                    );
                 }
                 verdicts[i] = Some(Verdict::mapped(format!("clusters.{a}.bootstrap_servers")));
             }
-            (Scope::Flow(src, dst), "enabled") => match st.value.trim().to_ascii_lowercase().as_str() {
-                "true" => {
-                    verdicts[i] = Some(Verdict::mapped(format!("flows[{}] ({src} -> {dst})", draft.flows.len())));
-                    draft.flows.push(new_flow(src, dst, st));
+            (Scope::Flow(src, dst), "enabled") => {
+                match st.value.trim().to_ascii_lowercase().as_str() {
+                    "true" => {
+                        verdicts[i] = Some(Verdict::mapped(format!(
+                            "flows[{}] ({src} -> {dst})",
+                            draft.flows.len()
+                        )));
+                        draft.flows.push(new_flow(src, dst, st));
+                    }
+                    "false" => verdicts[i] = Some(Verdict::ignored("the flow is off")),
+                    _ => verdicts[i] = Some(Verdict::error("expected true or false")),
                 }
-                "false" => verdicts[i] = Some(Verdict::ignored("the flow is off")),
-                _ => verdicts[i] = Some(Verdict::error("expected true or false")),
-            },
+            }
             (Scope::UnknownFlow(src, dst), rest) => {
                 let unknown: Vec<&str> = [src.as_str(), dst.as_str()]
                     .into_iter()
@@ -339,11 +475,13 @@ pub fn map(settings: &[Setting]) -> (Draft, Report) {
                     unknown.join(", "),
                     aliases.join(", ")
                 );
-                verdicts[i] = Some(if *rest == "enabled" && st.value.trim().eq_ignore_ascii_case("true") {
-                    Verdict::error(why)
-                } else {
-                    Verdict::ignored(format!("{why}: MM2 ignores it"))
-                });
+                verdicts[i] = Some(
+                    if *rest == "enabled" && st.value.trim().eq_ignore_ascii_case("true") {
+                        Verdict::error(why)
+                    } else {
+                        Verdict::ignored(format!("{why}: MM2 ignores it"))
+                    },
+                );
             }
             (Scope::Top, "enabled") => {
                 verdicts[i] = Some(Verdict::ignored("MM2 reads only A->B.enabled"));
@@ -369,12 +507,42 @@ pub fn map(settings: &[Setting]) -> (Draft, Report) {
             Some(Rule::Skeleton) => Verdict::ignored("not used in this scope"),
             Some(Rule::Ignored(why)) => Verdict::ignored(why),
             Some(Rule::Unsupported(what)) => Verdict::unsupported(what),
-            Some(Rule::Flow(handler)) => {
-                apply_flows(&mut draft, settings, &live, &scoped, i, sc, rest, handler, |_, _| true)
+            Some(Rule::Flow(handler)) => apply_flows(
+                &mut draft,
+                settings,
+                &live,
+                &scoped,
+                i,
+                sc,
+                rest,
+                handler,
+                |_, _| true,
+            ),
+            Some(Rule::Consumer(handler)) => apply_flows(
+                &mut draft,
+                settings,
+                &live,
+                &scoped,
+                i,
+                sc,
+                rest,
+                handler,
+                |fl, a| fl.source == a,
+            ),
+            Some(Rule::Producer(handler)) => apply_flows(
+                &mut draft,
+                settings,
+                &live,
+                &scoped,
+                i,
+                sc,
+                rest,
+                handler,
+                |fl, a| fl.target == a,
+            ),
+            Some(Rule::Cluster(handler)) => {
+                apply_clusters(&mut draft, settings, &live, i, sc, rest, handler)
             }
-            Some(Rule::Consumer(handler)) => apply_flows(&mut draft, settings, &live, &scoped, i, sc, rest, handler, |fl, a| fl.source == a),
-            Some(Rule::Producer(handler)) => apply_flows(&mut draft, settings, &live, &scoped, i, sc, rest, handler, |fl, a| fl.target == a),
-            Some(Rule::Cluster(handler)) => apply_clusters(&mut draft, settings, &live, i, sc, rest, handler),
         };
         verdicts[i] = Some(verdict);
     }
@@ -385,7 +553,11 @@ pub fn map(settings: &[Setting]) -> (Draft, Report) {
     }
     for c in &draft.clusters {
         if c.sasl.get("password").is_some() {
-            let user = c.sasl.get("username").and_then(toml::Value::as_str).unwrap_or_default();
+            let user = c
+                .sasl
+                .get("username")
+                .and_then(toml::Value::as_str)
+                .unwrap_or_default();
             report.env_vars.push((
                 s::password_variable(&c.alias),
                 format!("the password of SASL user {user:?} on cluster {}", c.alias),
@@ -403,7 +575,9 @@ fn push_all(report: &mut Report, settings: &[Setting], verdicts: Vec<Option<Verd
 }
 
 fn valid_alias(a: &str) -> bool {
-    !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// A flow as MM2 runs it with nothing else set: MM2's defaults that differ
@@ -419,7 +593,8 @@ fn new_flow(src: &str, dst: &str, enabled: &Setting) -> FlowDraft {
     fl.main.set("source", src, from.as_str());
     fl.main.set("target", dst, from.as_str());
     let exclude: Vec<String> = MM2_TOPICS_EXCLUDE.iter().map(|s| (*s).to_owned()).collect();
-    fl.main.set("exclude", strings(&exclude), "MM2's default topics.exclude");
+    fl.main
+        .set("exclude", strings(&exclude), "MM2's default topics.exclude");
     fl.groups.set(
         "enabled",
         false,
@@ -449,12 +624,18 @@ fn apply_flows(
     for (n, fl) in draft.flows.iter_mut().enumerate() {
         let (narrow_key, fits) = match sc {
             Scope::Top if cluster_rule => {
-                let a = if matches!(rule(rest), Some(Rule::Consumer(_))) { &fl.source } else { &fl.target };
+                let a = if matches!(rule(rest), Some(Rule::Consumer(_))) {
+                    &fl.source
+                } else {
+                    &fl.target
+                };
                 (format!("{a}.{rest}"), true)
             }
             Scope::Top => (format!("{}->{}.{rest}", fl.source, fl.target), true),
             Scope::Cluster(a) if cluster_rule => (String::new(), applies(fl, a)),
-            Scope::Flow(src, dst) if !cluster_rule => (String::new(), *src == fl.source && *dst == fl.target),
+            Scope::Flow(src, dst) if !cluster_rule => {
+                (String::new(), *src == fl.source && *dst == fl.target)
+            }
             _ => (String::new(), false),
         };
         if !fits {
@@ -480,7 +661,10 @@ fn apply_flows(
             other => other,
         };
         let written = format!("{} ({})", settings[i].key, settings[i].at);
-        for (t, b) in [&mut fl.main, &mut fl.tuning, &mut fl.groups].into_iter().zip(&before) {
+        for (t, b) in [&mut fl.main, &mut fl.tuning, &mut fl.groups]
+            .into_iter()
+            .zip(&before)
+        {
             relabel(t, b, &written);
         }
         verdict = Some(match verdict {
@@ -536,7 +720,10 @@ fn apply_clusters(
             other => other,
         };
         let written = format!("{} ({})", settings[i].key, settings[i].at);
-        for (t, b) in [&mut c.main, &mut c.tls, &mut c.sasl].into_iter().zip(&before) {
+        for (t, b) in [&mut c.main, &mut c.tls, &mut c.sasl]
+            .into_iter()
+            .zip(&before)
+        {
             relabel(t, b, &written);
         }
         verdict = Some(match verdict {
@@ -545,7 +732,9 @@ fn apply_clusters(
         });
     }
     verdict.unwrap_or_else(|| match sc {
-        Scope::Flow(..) => Verdict::ignored("MM2 reads client settings per cluster (<alias>.), not per flow"),
+        Scope::Flow(..) => {
+            Verdict::ignored("MM2 reads client settings per cluster (<alias>.), not per flow")
+        }
         _ => Verdict::ignored("overridden per cluster everywhere"),
     })
 }
@@ -571,14 +760,29 @@ const MM2_DEFAULTS_ON: &[(&str, FlowFn)] = &[
     ("sync.topic.acls.enabled", f::sync_acls),
 ];
 
-fn implicit_defaults(settings: &[Setting], scoped: &[(Scope, &str)], live: &HashMap<&str, usize>, report: &mut Report) {
+fn implicit_defaults(
+    settings: &[Setting],
+    scoped: &[(Scope, &str)],
+    live: &HashMap<&str, usize>,
+    report: &mut Report,
+) {
     for (key, handler) in MM2_DEFAULTS_ON {
         if scoped.iter().any(|(_, rest)| rest == key) {
             continue;
         }
-        let lookup = Lookup { live, settings, prefix: String::new(), key };
+        let lookup = Lookup {
+            live,
+            settings,
+            prefix: String::new(),
+            key,
+        };
         let v = handler(&mut FlowDraft::default(), "true", &lookup);
-        report.push(Origin::Import, &format!("{key} (not set: MM2's default)"), "true", v);
+        report.push(
+            Origin::Import,
+            &format!("{key} (not set: MM2's default)"),
+            "true",
+            v,
+        );
     }
 }
 
@@ -591,6 +795,10 @@ fn check_whole(
     verdicts: &mut [Option<Verdict>],
     report: &mut Report,
 ) {
+    let errors_already = verdicts
+        .iter()
+        .flatten()
+        .any(|v| matches!(v, Verdict::Error(_)));
     let mut fail = |key: String, why: String| {
         let at = live.get(key.as_str()).map(|&i| settings[i].at.clone());
         match (at, live.get(key.as_str())) {
@@ -601,28 +809,41 @@ fn check_whole(
             _ => report.push(Origin::Import, &key, "", Verdict::error(why)),
         }
     };
-    if draft.flows.is_empty() {
+    if draft.flows.is_empty() && !errors_already {
         fail(
             "(enabled flows)".into(),
             "no flow is enabled: set `<source>-><target>.enabled = true`".into(),
         );
     }
     for c in &draft.clusters {
-        let used = draft.flows.iter().any(|f| f.source == c.alias || f.target == c.alias);
+        let used = draft
+            .flows
+            .iter()
+            .any(|f| f.source == c.alias || f.target == c.alias);
         if used && c.main.get("bootstrap_servers").is_none() {
-            fail(format!("{}.bootstrap.servers", c.alias), format!("missing: cluster {} is used by a flow", c.alias));
+            fail(
+                format!("{}.bootstrap.servers", c.alias),
+                format!("missing: cluster {} is used by a flow", c.alias),
+            );
         }
-        let protocol = c.main.get("security_protocol").and_then(toml::Value::as_str).unwrap_or("plaintext");
+        let protocol = c
+            .main
+            .get("security_protocol")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("plaintext");
         if used && protocol.starts_with("sasl") && c.sasl.get("username").is_none() {
             let key = if c.sasl.get("mechanism").is_none() {
                 format!("{}.sasl.mechanism", c.alias)
             } else {
                 format!("{}.sasl.jaas.config", c.alias)
             };
-            fail(key, format!(
-                "cluster {} uses {protocol} but has no SASL PLAIN/SCRAM login (sasl.mechanism and sasl.jaas.config; Kafka's default mechanism is GSSAPI, which ferry does not support)",
-                c.alias
-            ));
+            fail(
+                key,
+                format!(
+                    "cluster {} uses {protocol} but has no SASL PLAIN/SCRAM login (sasl.mechanism and sasl.jaas.config; Kafka's default mechanism is GSSAPI, which ferry does not support)",
+                    c.alias
+                ),
+            );
         }
     }
     for (i, a) in draft.flows.iter().enumerate() {

@@ -130,7 +130,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (path, strimzi) = match (&a.file, &a.strimzi) {
         (_, Some(p)) => (p, true),
         (Some(p), None) => (p, false),
-        (None, None) => unreachable_input(),
+        // clap's argument group requires one of the two.
+        (None, None) => {
+            eprintln!("ferry: give an MM2 properties file or --strimzi RESOURCE.yaml");
+            return Ok(ExitCode::from(EXIT_CANNOT_IMPORT));
+        }
     };
     let name = path.display().to_string();
     let text = match read(path) {
@@ -161,17 +165,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     match &a.output {
         Some(out) => {
             std::fs::write(out, &toml).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!("wrote {}; next: ferry check --config {}", out.display(), out.display());
+            eprintln!(
+                "wrote {}; next: ferry check --config {}",
+                out.display(),
+                out.display()
+            );
         }
         None => print!("{toml}"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// clap's argument group makes one of the two inputs required.
-fn unreachable_input() -> ! {
-    eprintln!("ferry: give an MM2 properties file or --strimzi RESOURCE.yaml");
-    std::process::exit(i32::from(EXIT_CANNOT_IMPORT))
 }
 
 /// The file as text: UTF-8, or else ISO-8859-1 as Java reads properties.

@@ -128,7 +128,9 @@ fn unescape(s: &str, line: usize) -> Result<String, SyntaxError> {
                     .then(|| u16::from_str_radix(&hex, 16).ok())
                     .flatten()
                     .ok_or_else(|| {
-                        error(format!("malformed \\uXXXX escape \"\\u{hex}\": expected 4 hex digits"))
+                        error(format!(
+                            "malformed \\uXXXX escape \"\\u{hex}\": expected 4 hex digits"
+                        ))
                     })?;
                 match (pending_high.take(), unit) {
                     (None, 0xD800..=0xDBFF) => pending_high = Some(unit),
@@ -139,10 +141,10 @@ fn unescape(s: &str, line: usize) -> Result<String, SyntaxError> {
                             .ok_or_else(|| error("\\u escape: invalid surrogate pair".into()))?;
                         out.push(c);
                     }
-                    (None, _) => out.push(
-                        char::from_u32(u32::from(unit))
-                            .ok_or_else(|| error(format!("\\u{hex}: lone UTF-16 low surrogate")))?,
-                    ),
+                    (None, _) => out
+                        .push(char::from_u32(u32::from(unit)).ok_or_else(|| {
+                            error(format!("\\u{hex}: lone UTF-16 low surrogate"))
+                        })?),
                     (Some(_), _) => {
                         return Err(error("\\u escape: lone UTF-16 high surrogate".into()));
                     }
@@ -205,7 +207,10 @@ mod tests {
             ]
         );
         // CRLF line ends
-        assert_eq!(pairs("a=1\r\nb=2\r\n"), vec![kv("a", "1", 1), kv("b", "2", 2)]);
+        assert_eq!(
+            pairs("a=1\r\nb=2\r\n"),
+            vec![kv("a", "1", 1), kv("b", "2", 2)]
+        );
     }
 
     #[test]

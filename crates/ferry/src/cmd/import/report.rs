@@ -125,11 +125,6 @@ impl Report {
             .any(|e| matches!(e.verdict, Verdict::Error(_)))
     }
 
-    /// The verdict given to `key` (the first entry with it), for tests.
-    pub fn verdict(&self, key: &str) -> Option<&Verdict> {
-        self.entries.iter().find(|e| e.key == key).map(|e| &e.verdict)
-    }
-
     /// The report as text, one setting per line, then a summary.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -25,13 +25,21 @@ fn pem_path(alias: &str, file: &str) -> String {
 }
 
 pub fn truststore(c: &mut ClusterDraft, location: &str, l: &Lookup<'_>) -> Verdict {
-    let kind = l.get("ssl.truststore.type").unwrap_or("JKS").to_ascii_uppercase();
+    let kind = l
+        .get("ssl.truststore.type")
+        .unwrap_or("JKS")
+        .to_ascii_uppercase();
     if kind == "PEM" {
-        c.tls.set("ca_file", location, "ssl.truststore.location (PEM)");
+        c.tls
+            .set("ca_file", location, "ssl.truststore.location (PEM)");
         return Verdict::mapped("tls.ca_file");
     }
     let ca = pem_path(&c.alias, "ca.pem");
-    c.tls.set("ca_file", ca.as_str(), "ssl.truststore.location, converted to PEM");
+    c.tls.set(
+        "ca_file",
+        ca.as_str(),
+        "ssl.truststore.location, converted to PEM",
+    );
     let how = if kind == "PKCS12" {
         format!("openssl pkcs12 -in {location} -nokeys -out {ca}")
     } else {
@@ -47,10 +55,24 @@ pub fn truststore(c: &mut ClusterDraft, location: &str, l: &Lookup<'_>) -> Verdi
 }
 
 pub fn keystore(c: &mut ClusterDraft, location: &str, l: &Lookup<'_>) -> Verdict {
-    let kind = l.get("ssl.keystore.type").unwrap_or("JKS").to_ascii_uppercase();
-    let (cert, key) = (pem_path(&c.alias, "cert.pem"), pem_path(&c.alias, "key.pem"));
-    c.tls.set("cert_file", cert.as_str(), "ssl.keystore.location, converted to PEM");
-    c.tls.set("key_file", key.as_str(), "ssl.keystore.location, converted to PEM");
+    let kind = l
+        .get("ssl.keystore.type")
+        .unwrap_or("JKS")
+        .to_ascii_uppercase();
+    let (cert, key) = (
+        pem_path(&c.alias, "cert.pem"),
+        pem_path(&c.alias, "key.pem"),
+    );
+    c.tls.set(
+        "cert_file",
+        cert.as_str(),
+        "ssl.keystore.location, converted to PEM",
+    );
+    c.tls.set(
+        "key_file",
+        key.as_str(),
+        "ssl.keystore.location, converted to PEM",
+    );
     let p12 = if kind == "PKCS12" {
         location.to_owned()
     } else {
@@ -121,7 +143,10 @@ pub fn jaas(c: &mut ClusterDraft, v: &str, l: &Lookup<'_>) -> Verdict {
             ));
         }
     };
-    let mechanism = l.get("sasl.mechanism").unwrap_or("GSSAPI").to_ascii_uppercase();
+    let mechanism = l
+        .get("sasl.mechanism")
+        .unwrap_or("GSSAPI")
+        .to_ascii_uppercase();
     if !mechanism.starts_with(expected) {
         return Verdict::error(format!(
             "{module} does not go with sasl.mechanism {mechanism}"
@@ -131,7 +156,11 @@ pub fn jaas(c: &mut ClusterDraft, v: &str, l: &Lookup<'_>) -> Verdict {
         return Verdict::error("no username=\"...\" in the JAAS line");
     };
     let var = password_variable(&c.alias);
-    c.sasl.set("username", username.as_str(), "sasl.jaas.config, its username");
+    c.sasl.set(
+        "username",
+        username.as_str(),
+        "sasl.jaas.config, its username",
+    );
     c.sasl.set(
         "password",
         format!("${{{var}}}"),

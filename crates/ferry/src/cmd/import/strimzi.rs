@@ -45,7 +45,10 @@ pub fn import(text: &str) -> Result<(Draft, Report), String> {
         target_alias = Some(alias.clone());
         clusters.push((alias, t, "spec.target".to_owned()));
     }
-    let mirrors = get(spec, "mirrors").and_then(Yaml::as_sequence).cloned().unwrap_or_default();
+    let mirrors = get(spec, "mirrors")
+        .and_then(Yaml::as_sequence)
+        .cloned()
+        .unwrap_or_default();
     for (i, m) in mirrors.iter().enumerate() {
         if let Some(src) = get(m, "source") {
             let alias = get(src, "alias").and_then(scalar).unwrap_or_default();
@@ -61,7 +64,11 @@ pub fn import(text: &str) -> Result<(Draft, Report), String> {
         let at = format!("spec.{key}");
         match key.as_str() {
             "clusters" | "target" | "mirrors" => {}
-            "connectCluster" => b.note(&at, &value, Verdict::ignored("the Connect cluster MM2 runs on (the target): ferry needs none")),
+            "connectCluster" => b.note(
+                &at,
+                &value,
+                Verdict::ignored("the Connect cluster MM2 runs on (the target): ferry needs none"),
+            ),
             _ => b.note(&at, &value, Verdict::ignored(DEPLOYMENT)),
         }
     }
@@ -70,12 +77,22 @@ pub fn import(text: &str) -> Result<(Draft, Report), String> {
     }
     for (i, m) in mirrors.iter().enumerate() {
         let at = format!("spec.mirrors[{i}]");
-        let source = get(m, "sourceCluster")
+        let source = get(m, "sourceCluster").and_then(scalar).or_else(|| {
+            get(m, "source")
+                .and_then(|s| get(s, "alias"))
+                .and_then(scalar)
+        });
+        let target = get(m, "targetCluster")
             .and_then(scalar)
-            .or_else(|| get(m, "source").and_then(|s| get(s, "alias")).and_then(scalar));
-        let target = get(m, "targetCluster").and_then(scalar).or_else(|| target_alias.clone());
+            .or_else(|| target_alias.clone());
         let (Some(s), Some(t)) = (source, target) else {
-            b.note(&at, "", Verdict::error("a mirror needs sourceCluster and targetCluster (or source and spec.target)"));
+            b.note(
+                &at,
+                "",
+                Verdict::error(
+                    "a mirror needs sourceCluster and targetCluster (or source and spec.target)",
+                ),
+            );
             continue;
         };
         b.mirror(&s, &t, m, &at);
@@ -104,31 +121,56 @@ struct Builder {
 
 impl Builder {
     fn set(&mut self, key: impl Into<String>, value: impl Into<String>, at: &str) {
-        self.settings.push(Setting::new(key, value, Origin::Yaml(at.to_owned())));
+        self.settings
+            .push(Setting::new(key, value, Origin::Yaml(at.to_owned())));
     }
 
     fn note(&mut self, at: &str, value: &str, verdict: Verdict) {
         let mut r = Report::default();
-        r.push(Origin::Yaml(at.to_owned()), at.rsplit('.').next().unwrap_or(at), value, verdict);
+        r.push(
+            Origin::Yaml(at.to_owned()),
+            at.rsplit('.').next().unwrap_or(at),
+            value,
+            verdict,
+        );
         self.notes.append(&mut r.entries);
     }
 
     fn cluster(&mut self, alias: &str, c: &Yaml<'_>, at: &str) {
         if let Some(servers) = get(c, "bootstrapServers").and_then(scalar) {
-            self.set(format!("{alias}.bootstrap.servers"), servers, &format!("{at}.bootstrapServers"));
+            self.set(
+                format!("{alias}.bootstrap.servers"),
+                servers,
+                &format!("{at}.bootstrapServers"),
+            );
         }
         for (key, value) in get(c, "config").map(entries).unwrap_or_default() {
-            self.set(format!("{alias}.{key}"), value, &format!("{at}.config.{key}"));
+            self.set(
+                format!("{alias}.{key}"),
+                value,
+                &format!("{at}.config.{key}"),
+            );
         }
         for (key, value) in entries(c) {
-            if ["groupId", "configStorageTopic", "offsetStorageTopic", "statusStorageTopic"].contains(&key.as_str()) {
+            if [
+                "groupId",
+                "configStorageTopic",
+                "offsetStorageTopic",
+                "statusStorageTopic",
+            ]
+            .contains(&key.as_str())
+            {
                 self.note(&format!("{at}.{key}"), &value, Verdict::ignored("a Kafka Connect topic or group: ferry keeps its state in `__ferry_*` topics on the target"));
             }
         }
         let tls = get(c, "tls");
         let auth = get(c, "authentication");
-        let auth_type = auth.and_then(|a| get(a, "type")).and_then(scalar).unwrap_or_default();
-        let sasl = ["scram-sha-512", "scram-sha-256", "plain", "oauth", "custom"].contains(&auth_type.as_str());
+        let auth_type = auth
+            .and_then(|a| get(a, "type"))
+            .and_then(scalar)
+            .unwrap_or_default();
+        let sasl = ["scram-sha-512", "scram-sha-256", "plain", "oauth", "custom"]
+            .contains(&auth_type.as_str());
         let protocol = match (tls.is_some(), sasl) {
             (true, true) => Some("SASL_SSL"),
             (true, false) => Some("SSL"),
@@ -136,7 +178,11 @@ impl Builder {
             (false, false) => None,
         };
         if let Some(p) = protocol {
-            self.set(format!("{alias}.security.protocol"), p, &format!("{at}.tls/authentication"));
+            self.set(
+                format!("{alias}.security.protocol"),
+                p,
+                &format!("{at}.tls/authentication"),
+            );
         }
         if let Some(tls) = tls {
             self.trusted(alias, tls, &format!("{at}.tls.trustedCertificates"));
@@ -147,49 +193,92 @@ impl Builder {
     }
 
     fn trusted(&mut self, alias: &str, tls: &Yaml<'_>, at: &str) {
-        let certs = get(tls, "trustedCertificates").and_then(Yaml::as_sequence).cloned().unwrap_or_default();
+        let certs = get(tls, "trustedCertificates")
+            .and_then(Yaml::as_sequence)
+            .cloned()
+            .unwrap_or_default();
         let files: Vec<String> = certs
             .iter()
             .map(|c| {
                 let secret = get(c, "secretName").and_then(scalar).unwrap_or_default();
-                let key = get(c, "certificate").and_then(scalar).or_else(|| get(c, "pattern").and_then(scalar)).unwrap_or_default();
+                let key = get(c, "certificate")
+                    .and_then(scalar)
+                    .or_else(|| get(c, "pattern").and_then(scalar))
+                    .unwrap_or_default();
                 (secret, key)
             })
             .map(|(s, k)| format!("Secret {s} key {k}"))
             .collect();
         let Some(first) = certs.first() else {
-            return self.note(at, "", Verdict::ignored("no trusted certificates: ferry checks brokers against the system's roots"));
+            return self.note(
+                at,
+                "",
+                Verdict::ignored(
+                    "no trusted certificates: ferry checks brokers against the system's roots",
+                ),
+            );
         };
         let pattern = get(first, "pattern").is_some();
         let path = if certs.len() == 1 && !pattern {
-            let secret = get(first, "secretName").and_then(scalar).unwrap_or_default();
-            let key = get(first, "certificate").and_then(scalar).unwrap_or_else(|| "ca.crt".into());
+            let secret = get(first, "secretName")
+                .and_then(scalar)
+                .unwrap_or_default();
+            let key = get(first, "certificate")
+                .and_then(scalar)
+                .unwrap_or_else(|| "ca.crt".into());
             secret_path(alias, &secret, &key)
         } else {
             format!("/etc/ferry/{alias}/ca-bundle.pem")
         };
         self.set(format!("{alias}.ssl.truststore.type"), "PEM", at);
-        self.set(format!("{alias}.ssl.truststore.location"), path.as_str(), at);
+        self.set(
+            format!("{alias}.ssl.truststore.location"),
+            path.as_str(),
+            at,
+        );
         let todo = if certs.len() == 1 && !pattern {
-            format!("mount {} so that it is {path} (or change ca_file)", files.join(""))
+            format!(
+                "mount {} so that it is {path} (or change ca_file)",
+                files.join("")
+            )
         } else {
             format!("concatenate {} into {path}", files.join(", "))
         };
-        self.note(at, "", Verdict::mapped_todo(format!("clusters.{alias}.tls.ca_file"), todo));
+        self.note(
+            at,
+            "",
+            Verdict::mapped_todo(format!("clusters.{alias}.tls.ca_file"), todo),
+        );
     }
 
     fn authentication(&mut self, alias: &str, auth: &Yaml<'_>, kind: &str, at: &str) {
         match kind {
             "tls" => {
                 let ck = get(auth, "certificateAndKey");
-                let field = |k: &str| ck.and_then(|c| get(c, k)).and_then(scalar).unwrap_or_default();
+                let field = |k: &str| {
+                    ck.and_then(|c| get(c, k))
+                        .and_then(scalar)
+                        .unwrap_or_default()
+                };
                 let secret = field("secretName");
-                let (cert, key) = (secret_path(alias, &secret, &field("certificate")), secret_path(alias, &secret, &field("key")));
-                self.client_certs.push((alias.to_owned(), cert.clone(), key.clone(), format!("{at}.certificateAndKey")));
-                self.note(at, kind, Verdict::mapped_todo(
-                    format!("clusters.{alias}.tls.cert_file, clusters.{alias}.tls.key_file"),
-                    format!("mount Secret {secret} so that its keys are {cert} and {key}"),
+                let (cert, key) = (
+                    secret_path(alias, &secret, &field("certificate")),
+                    secret_path(alias, &secret, &field("key")),
+                );
+                self.client_certs.push((
+                    alias.to_owned(),
+                    cert.clone(),
+                    key.clone(),
+                    format!("{at}.certificateAndKey"),
                 ));
+                self.note(
+                    at,
+                    kind,
+                    Verdict::mapped_todo(
+                        format!("clusters.{alias}.tls.cert_file, clusters.{alias}.tls.key_file"),
+                        format!("mount Secret {secret} so that its keys are {cert} and {key}"),
+                    ),
+                );
             }
             "scram-sha-512" | "scram-sha-256" | "plain" => {
                 let mechanism = kind.to_ascii_uppercase();
@@ -200,24 +289,45 @@ impl Builder {
                 };
                 let user = get(auth, "username").and_then(scalar).unwrap_or_default();
                 let ps = get(auth, "passwordSecret");
-                let secret = ps.and_then(|p| get(p, "secretName")).and_then(scalar).unwrap_or_default();
-                let key = ps.and_then(|p| get(p, "password")).and_then(scalar).unwrap_or_default();
-                self.set(format!("{alias}.sasl.mechanism"), mechanism, &format!("{at}.type"));
+                let secret = ps
+                    .and_then(|p| get(p, "secretName"))
+                    .and_then(scalar)
+                    .unwrap_or_default();
+                let key = ps
+                    .and_then(|p| get(p, "password"))
+                    .and_then(scalar)
+                    .unwrap_or_default();
+                self.set(
+                    format!("{alias}.sasl.mechanism"),
+                    mechanism,
+                    &format!("{at}.type"),
+                );
                 self.set(
                     format!("{alias}.sasl.jaas.config"),
-                    format!("{module} required username=\"{}\";", user.replace('"', "\\\"")),
+                    format!(
+                        "{module} required username=\"{}\";",
+                        user.replace('"', "\\\"")
+                    ),
                     &format!("{at}.username"),
                 );
-                self.note(&format!("{at}.passwordSecret"), "", Verdict::mapped_todo(
-                    format!("clusters.{alias}.sasl.password"),
-                    format!(
-                        "set {} from Secret {secret} key {key} (env valueFrom.secretKeyRef)",
-                        super::security::password_variable(alias)
+                self.note(
+                    &format!("{at}.passwordSecret"),
+                    "",
+                    Verdict::mapped_todo(
+                        format!("clusters.{alias}.sasl.password"),
+                        format!(
+                            "set {} from Secret {secret} key {key} (env valueFrom.secretKeyRef)",
+                            super::security::password_variable(alias)
+                        ),
                     ),
-                ));
+                );
             }
             other => {
-                self.set(format!("{alias}.sasl.mechanism"), "OAUTHBEARER", &format!("{at}.type"));
+                self.set(
+                    format!("{alias}.sasl.mechanism"),
+                    "OAUTHBEARER",
+                    &format!("{at}.type"),
+                );
                 self.note(at, other, Verdict::error(format!(
                     "authentication type {other:?}: ferry logs in with TLS certificates or SASL PLAIN/SCRAM only (issue 20 tracks OAuth)"
                 )));
@@ -245,9 +355,17 @@ impl Builder {
         }
         // Strimzi runs the heartbeat connector only when it is specified.
         if get(m, "heartbeatConnector").is_none() {
-            self.set(format!("{flow}.emit.heartbeats.enabled"), "false", &format!("{at}.heartbeatConnector (absent)"));
+            self.set(
+                format!("{flow}.emit.heartbeats.enabled"),
+                "false",
+                &format!("{at}.heartbeatConnector (absent)"),
+            );
         }
-        for connector in ["sourceConnector", "checkpointConnector", "heartbeatConnector"] {
+        for connector in [
+            "sourceConnector",
+            "checkpointConnector",
+            "heartbeatConnector",
+        ] {
             let Some(c) = get(m, connector) else { continue };
             let cat = format!("{at}.{connector}");
             for (key, value) in entries(c) {
@@ -260,7 +378,11 @@ impl Builder {
                 }
             }
             for (key, value) in get(c, "config").map(entries).unwrap_or_default() {
-                self.set(format!("{flow}.{key}"), value, &format!("{cat}.config.{key}"));
+                self.set(
+                    format!("{flow}.{key}"),
+                    value,
+                    &format!("{cat}.config.{key}"),
+                );
             }
         }
     }
@@ -290,7 +412,9 @@ fn scalar(y: &Yaml<'_>) -> Option<String> {
 /// A mapping's entries with scalar keys, values as text (collections shown
 /// as `{…}`/`[…]`).
 fn entries(y: &Yaml<'_>) -> Vec<(String, String)> {
-    let Some(m) = y.as_mapping() else { return Vec::new() };
+    let Some(m) = y.as_mapping() else {
+        return Vec::new();
+    };
     m.iter()
         .filter_map(|(k, v)| {
             let value = scalar(v).unwrap_or_else(|| match v {
