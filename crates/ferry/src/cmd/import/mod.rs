@@ -8,6 +8,7 @@ mod mapping;
 mod properties;
 mod regex;
 mod report;
+mod rules;
 mod security;
 mod strimzi;
 
