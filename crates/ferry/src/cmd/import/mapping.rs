@@ -243,7 +243,7 @@ pub fn map(settings: &[Setting]) -> (Draft, Report) {
     check_whole(&draft, settings, &live, &mut verdicts, &mut report);
     push_all(&mut report, settings, verdicts);
     if !draft.flows.is_empty() {
-        implicit_defaults(settings, &scoped, &live, &mut report);
+        implicit_defaults(&draft, settings, &live, &mut report);
     }
     for c in &draft.clusters {
         if c.sasl.get("password").is_some() {
@@ -373,6 +373,7 @@ fn apply_flows(
         (Scope::Flow(..), None) if cluster_rule => {
             Verdict::ignored("write client overrides per cluster (<alias>.consumer./<alias>.producer.)")
         }
+        (Scope::Flow(src, dst), None) => Verdict::ignored(format!("flow {src}->{dst} is not enabled")),
         _ => Verdict::ignored("no enabled flow uses it"),
     })
 }
@@ -453,13 +454,21 @@ const MM2_DEFAULTS_ON: &[(&str, FlowFn)] = &[
 ];
 
 fn implicit_defaults(
+    draft: &Draft,
     settings: &[Setting],
-    scoped: &[(Scope, &str)],
     live: &HashMap<&str, usize>,
     report: &mut Report,
 ) {
     for (key, handler) in MM2_DEFAULTS_ON {
-        if scoped.iter().any(|(_, rest)| rest == key) {
+        let unset: Vec<String> = draft
+            .flows
+            .iter()
+            .map(|f| format!("{}->{}", f.source, f.target))
+            .filter(|flow| {
+                !live.contains_key(format!("{flow}.{key}").as_str()) && !live.contains_key(key)
+            })
+            .collect();
+        if unset.is_empty() {
             continue;
         }
         let lookup = Lookup {
@@ -471,7 +480,7 @@ fn implicit_defaults(
         let v = handler(&mut FlowDraft::default(), "true", &lookup);
         report.push(
             Origin::Import,
-            &format!("{key} (not set: MM2's default)"),
+            &format!("{key} (not set for {}: MM2's default)", unset.join(", ")),
             "true",
             v,
         );
