@@ -39,7 +39,9 @@ impl fmt::Display for SyntaxError {
 /// file it is always a mangled line.
 pub fn parse(text: &str) -> Result<Vec<Property>, SyntaxError> {
     let mut out = Vec::new();
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    // Java ends a line at \n, \r\n or a lone \r.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l));
     while let Some((line, natural)) = lines.next() {
         let start = natural.trim_start_matches([' ', '\t', '\x0c']);
         if start.is_empty() || start.starts_with('#') || start.starts_with('!') {

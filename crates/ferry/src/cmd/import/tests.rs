@@ -244,6 +244,33 @@ fn every_documented_setting_has_its_mapping() {
 }
 
 #[test]
+fn every_key_in_the_rules_table_is_recognized() {
+    for (key, _) in super::rules::RULES {
+        // A prefix entry (`metrics.*`) stands for any key under it.
+        let key = match key.strip_suffix('*') {
+            Some(prefix) => format!("{prefix}x"),
+            None => (*key).to_owned(),
+        };
+        let key = key.as_str();
+        if ["clusters", "enabled", "bootstrap.servers"].contains(&key) {
+            continue;
+        }
+        let imported = import(&format!("{key} = 1"));
+        let entry = imported
+            .report
+            .entries
+            .iter()
+            .find(|e| e.key == key)
+            .unwrap();
+        assert!(
+            !matches!(&entry.verdict, Verdict::Unsupported(w) if w.contains("importer knows")),
+            "{key}: {:?}",
+            entry.verdict
+        );
+    }
+}
+
+#[test]
 fn flow_scoped_settings_override_top_level_ones() {
     let imported = import(
         "B->A.enabled = true\ntopics = all.*\nA->B.topics = only-a.*\nA->B.replication.policy.class = org.apache.kafka.connect.mirror.DefaultReplicationPolicy",
