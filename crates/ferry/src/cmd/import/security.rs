@@ -59,40 +59,41 @@ pub fn keystore(c: &mut ClusterDraft, location: &str, l: &Lookup<'_>) -> Verdict
         .get("ssl.keystore.type")
         .unwrap_or("JKS")
         .to_ascii_uppercase();
+    if kind == "PEM" {
+        // ferry reads the chain and the key from one file as well as from two.
+        c.tls
+            .set("cert_file", location, "ssl.keystore.location (PEM)");
+        c.tls
+            .set("key_file", location, "ssl.keystore.location (PEM)");
+        let to = "tls.cert_file, tls.key_file";
+        return match l.get("ssl.key.password") {
+            None => Verdict::mapped(to),
+            Some(_) => Verdict::mapped_todo(
+                to,
+                format!(
+                    "the key in {location} is encrypted (ssl.key.password) and ferry reads only \
+                     unencrypted keys: `openssl pkey -in {location} -out <key.pem>`, then point \
+                     key_file at it"
+                ),
+            ),
+        };
+    }
     let (cert, key) = (
         pem_path(&c.alias, "cert.pem"),
         pem_path(&c.alias, "key.pem"),
     );
-    c.tls.set(
-        "cert_file",
-        cert.as_str(),
-        "ssl.keystore.location, converted to PEM",
-    );
-    c.tls.set(
-        "key_file",
-        key.as_str(),
-        "ssl.keystore.location, converted to PEM",
-    );
-    let p12 = if kind == "PKCS12" {
-        location.to_owned()
+    let from = "ssl.keystore.location, converted to PEM";
+    c.tls.set("cert_file", cert.as_str(), from);
+    c.tls.set("key_file", key.as_str(), from);
+    let (p12, to_p12) = if kind == "PKCS12" {
+        (location.to_owned(), String::new())
     } else {
-        format!("/etc/ferry/{}/keystore.p12", c.alias)
-    };
-    let to_p12 = match kind.as_str() {
-        "PKCS12" => String::new(),
-        "PEM" => {
-            return Verdict::mapped_todo(
-                "tls.cert_file, tls.key_file",
-                format!(
-                    "split {location} into the certificate chain ({cert}) and the unencrypted \
-                     private key ({key})"
-                ),
-            );
-        }
-        _ => format!(
+        let p12 = format!("/etc/ferry/{}/keystore.p12", c.alias);
+        let step = format!(
             "keytool -importkeystore -srckeystore {location} -destkeystore {p12} \
              -deststoretype PKCS12; then "
-        ),
+        );
+        (p12, step)
     };
     Verdict::mapped_todo(
         "tls.cert_file, tls.key_file",

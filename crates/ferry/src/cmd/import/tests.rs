@@ -573,3 +573,24 @@ fn bad_fixtures_name_the_line() {
     let err = import_strimzi("kind: [unclosed\n", "k").unwrap_err();
     assert!(err.0.contains("invalid YAML"), "{}", err.0);
 }
+
+#[test]
+fn a_pem_keystore_is_used_as_it_is() {
+    let pem = import(
+        "A.security.protocol = SSL\nA.ssl.keystore.type = PEM\nA.ssl.keystore.location = /ssl/a.pem",
+    );
+    let toml = pem.toml.as_deref().unwrap();
+    assert!(toml.contains(r#"cert_file = "/ssl/a.pem""#), "{toml}");
+    assert!(toml.contains(r#"key_file = "/ssl/a.pem""#), "{toml}");
+    let encrypted = import(
+        "A.security.protocol = SSL\nA.ssl.keystore.type = PEM\nA.ssl.keystore.location = /ssl/a.pem\nA.ssl.key.password = pw",
+    );
+    let v = &encrypted
+        .report
+        .entries
+        .iter()
+        .find(|e| e.key == "A.ssl.keystore.location")
+        .unwrap()
+        .verdict;
+    assert_eq!(kind(v), "mapped+todo", "{v:?}");
+}
