@@ -41,6 +41,9 @@ enum Command {
     /// Compare every mirrored partition with its source, record by record,
     /// aligned by the flows' checkpoints (exit 1 on any difference).
     Verify(cmd::verify::Args),
+    /// Turn another replicator's config into a ferry.toml (`ferry import
+    /// mm2 FILE` or `--strimzi RESOURCE.yaml`), reporting every setting.
+    Import(cmd::import::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(&args),
         Command::Status(args) => cmd::status::run(&args),
         Command::Offsets(args) => cmd::offsets::run(&args),
+        Command::Import(args) => cmd::import::run(&args),
     };
     match result {
         Ok(code) => code,

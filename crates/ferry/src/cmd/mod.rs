@@ -8,6 +8,7 @@ use ferry_client::Client;
 use ferry_engine::config::{Config, ConfigError};
 
 pub mod check;
+pub mod import;
 pub mod inspect;
 pub mod offsets;
 pub mod replay;
