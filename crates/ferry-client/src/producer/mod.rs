@@ -67,6 +67,7 @@
 
 mod classify;
 mod config;
+mod core;
 mod driver;
 mod init;
 mod partition;

@@ -39,7 +39,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::Ack;
 use super::sequence::{ProducerIdentity, backoff, increment_sequence};
