@@ -73,6 +73,8 @@ mod init;
 mod partition;
 mod request;
 mod sequence;
+#[cfg(test)]
+mod sim;
 mod writer;
 
 use std::collections::HashMap;

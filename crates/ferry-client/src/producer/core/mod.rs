@@ -20,6 +20,8 @@
 mod assemble;
 mod respond;
 mod route;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -355,6 +357,12 @@ impl<T> ProducerCore<T> {
         (!self.handles_open || !self.closers.is_empty()) && self.outstanding.is_empty()
     }
 
+    /// Batches accepted and not resolved yet.
+    #[cfg(test)]
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
     pub(crate) fn handle(&mut self, input: Input<T>, now: Instant) {
         match input {
             Input::Send {
@@ -615,6 +623,15 @@ impl<T> ProducerCore<T> {
                 });
                 slot.stop_issued = true;
             }
+        }
+        if slot.state.take_reordered() {
+            tracing::error!(
+                tp = %slot.tp,
+                "the broker wrote a later batch while an earlier one was missing (it had lost this \
+                 producer's state, e.g. expired by producer.id.expiration.ms, which Kafka measures \
+                 from the record timestamps): the target log holds those batches out of order"
+            );
+            self.retries.record_cause("reordered");
         }
         if slot.state.in_flight() == 0 {
             slot.route = None;

@@ -184,6 +184,10 @@ impl<T> ProducerCore<T> {
             return;
         };
         if let Some((leader, epoch)) = hint {
+            if slot.leader == Some(leader) && slot.leader_epoch == Some(epoch) {
+                // An earlier answer named the same leader: already followed.
+                return;
+            }
             let newer = slot.leader_epoch.is_none_or(|e| epoch > e);
             if leader >= 0 && newer && self.known.brokers.contains_key(&leader) {
                 tracing::debug!(tp = %slot.tp, leader, epoch, "following the broker's leader hint");
