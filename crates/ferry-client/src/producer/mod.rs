@@ -28,7 +28,10 @@
 //!   `current_leader` hint is used when the broker sends one), the partition
 //!   backs off (100 ms doubling to 1 s by default), and every unacknowledged
 //!   batch is resent in sequence order with its original sequence, once
-//!   nothing of that partition is in flight any more. The broker recognises
+//!   nothing of that partition is in flight any more: the oldest alone
+//!   first, the rest once the broker has acknowledged one (a broker that
+//!   lost the producer's state takes any sequence, so pipelined retries
+//!   could land out of order). The broker recognises
 //!   the batches it already has and answers with their original offsets, so
 //!   retries never duplicate. `DUPLICATE_SEQUENCE_NUMBER` counts as success
 //!   (its acknowledgement may carry offset -1).
@@ -51,7 +54,11 @@
 //!   sequence, code and the broker's message. The partition then stops:
 //!   its later batches fail with [`ClientError::NotDelivered`] and further
 //!   sends to it fail at once, because its sequence is broken. Other
-//!   partitions carry on.
+//!   partitions carry on. Refusals an operator can fix with a target topic
+//!   setting (`INVALID_TIMESTAMP`: `message.timestamp.after.max.ms` /
+//!   `message.timestamp.before.max.ms`; `MESSAGE_TOO_LARGE`:
+//!   `max.message.bytes`) say so in the message and through
+//!   [`ClientError::target_topic_settings`].
 //! - **Timeouts.** Each request must be answered within
 //!   [`ProducerConfig::request_timeout`] (also the broker's `timeout_ms`),
 //!   and each batch acknowledged within

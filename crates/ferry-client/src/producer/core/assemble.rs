@@ -125,6 +125,9 @@ impl<T> ProducerCore<T> {
                         partition: slot.tp.partition,
                         sequence,
                         record_count: out.payload.header.record_count,
+                        batch_bytes: out.payload.batch.len(),
+                        first_timestamp: out.payload.header.base_timestamp,
+                        max_timestamp: out.payload.header.max_timestamp,
                     });
                     taken.chunks.push(batch);
                     bytes = bytes.saturating_add(size);

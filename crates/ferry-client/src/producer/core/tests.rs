@@ -354,3 +354,36 @@ proptest! {
         assert_exactly_once_in_order(&sim, &expected);
     }
 }
+
+/// Engine review §8a / issue 14 item 13: Kafka 4 refuses records stamped
+/// more than an hour ahead. The batch fails with an error that names the
+/// target topic settings to change and says it can be fixed; the
+/// partition stops (its later batches are not delivered), others go on.
+#[test]
+fn invalid_timestamp_names_the_topic_setting_and_stops_only_that_partition() {
+    let mut sim = Sim::new(ProducerConfig::default(), &[1], &[(tp(0), 1), (tp(1), 1)]);
+    sim.script
+        .insert(tp(0), [Fate::Refuse(KafkaCode::INVALID_TIMESTAMP)].into());
+    sim.send(&tp(0), 0, 2);
+    sim.send(&tp(0), 1, 2);
+    sim.send(&tp(1), 2, 2);
+    sim.run(LIMIT);
+    let err = sim.results[&0].as_ref().unwrap_err();
+    assert_eq!(
+        err.target_topic_settings(),
+        Some(
+            &[
+                "message.timestamp.after.max.ms",
+                "message.timestamp.before.max.ms"
+            ][..]
+        )
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("message.timestamp.after.max.ms") && text.contains("\"t\" partition 0"),
+        "{text}"
+    );
+    assert!(sim.results[&1].is_err());
+    assert!(sim.results[&2].is_ok());
+    assert!(sim.stopped.contains_key(&tp(0)) && !sim.stopped.contains_key(&tp(1)));
+}
