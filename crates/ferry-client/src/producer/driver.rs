@@ -221,6 +221,11 @@ impl Driver {
             Command::Close(reply) => Input::Close {
                 id: self.waiter(reply),
             },
+            Command::Restart(tp) => {
+                // Its next send brings the handle's new gate.
+                self.gates.remove(&tp);
+                Input::Restart { tp }
+            }
         };
         self.core.handle(input, now());
     }

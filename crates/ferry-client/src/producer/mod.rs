@@ -183,6 +183,8 @@ pub(crate) enum Command {
     Send(Box<NewBatch>),
     Flush(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
+    /// The partition has a new gate; let it take batches again.
+    Restart(TopicPartition),
 }
 
 /// A batch on its way to the driver, holding its partition's window permit.
@@ -339,6 +341,27 @@ impl IdempotentProducer {
             return Ok(());
         }
         receiver.await.unwrap_or(Ok(()))
+    }
+
+    /// Lets a partition that stopped after a failure (a refused batch, a
+    /// delivery timeout) take batches again, e.g. once an operator changed
+    /// the target topic setting that [`ClientError::target_topic_settings`]
+    /// named. Await the partition's earlier [`AckFuture`]s first: sends
+    /// made before they are resolved still fail. The partition continues
+    /// under a newer producer epoch from sequence 0, because which of its
+    /// abandoned batches the broker wrote is unknown: the caller resends
+    /// from its own last acknowledged position, and a batch that was
+    /// abandoned after being written is then written twice. Does nothing
+    /// for a partition that is not stopped.
+    pub fn restart_partition(&self, tp: &TopicPartition) {
+        {
+            let mut gates = lock(&self.inner.gates);
+            if gates.get(tp).is_none_or(|g| g.stopped().is_none()) {
+                return;
+            }
+            gates.insert(tp.clone(), Arc::new(Gate::new(self.inner.window)));
+        }
+        let _ = self.inner.commands.send(Command::Restart(tp.clone()));
     }
 
     /// The producer id and the epoch new partitions start under. (A partition

@@ -202,6 +202,26 @@ impl<T> PartitionState<T> {
         self.identity.filter(|_| self.awaiting_identity)
     }
 
+    /// Lets a stopped partition with nothing unresolved take batches again,
+    /// under a newer producer epoch from sequence 0 (its last sequences are
+    /// unknown: abandoned batches may or may not have been written). False
+    /// if it is not stopped, or still has unresolved batches.
+    pub fn restart(&mut self) -> bool {
+        if self.poisoned.is_none() || !self.entries.is_empty() {
+            return false;
+        }
+        self.poisoned = None;
+        self.recovery = None;
+        self.failures = 0;
+        self.not_before = None;
+        self.warned_at = None;
+        self.confirmed = false;
+        // A partition that never sent anything starts under the current
+        // identity anyway.
+        self.awaiting_identity = self.identity.is_some();
+        true
+    }
+
     /// The error a batch gets when it is handed to a stopped partition.
     pub fn refusal(&self) -> Option<ClientError> {
         self.poisoned

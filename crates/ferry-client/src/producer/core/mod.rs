@@ -61,6 +61,9 @@ pub(crate) enum Input<T> {
     Close { id: u64 },
     /// Every handle is gone: finish what is queued, then stop.
     HandlesDropped,
+    /// Let a stopped partition take batches again once its earlier
+    /// batches are resolved (the runner gave it a new gate).
+    Restart { tp: TopicPartition },
     /// The outcome of [`Action::Connect`].
     Connected {
         node: i32,
@@ -173,6 +176,8 @@ struct Slot<T> {
     state: PartitionState<Pending<T>>,
     /// [`Action::StopPartition`] was issued.
     stop_issued: bool,
+    /// [`Input::Restart`] came while batches were unresolved.
+    restart_pending: bool,
     leader: Option<i32>,
     leader_epoch: Option<i32>,
     topic_id: Option<Uuid>,
@@ -397,6 +402,14 @@ impl<T> ProducerCore<T> {
                 });
             }
             Input::HandlesDropped => self.handles_open = false,
+            Input::Restart { tp } => {
+                if let Some(&index) = self.index.get(&tp) {
+                    if let Some(slot) = self.slots.get_mut(index) {
+                        slot.restart_pending = slot.stop_issued;
+                    }
+                    self.after_change(index, now);
+                }
+            }
             Input::Connected { node, result } => self.on_connected(node, result, now),
             Input::ConnectionBroken { node } => self.on_connection_broken(node),
             Input::Response { request, result } => self.on_response(request, result, now),
@@ -549,6 +562,7 @@ impl<T> ProducerCore<T> {
             tp: tp.clone(),
             state: PartitionState::new(tp.clone(), self.limits),
             stop_issued: false,
+            restart_pending: false,
             leader: None,
             leader_epoch: None,
             topic_id: None,
@@ -615,6 +629,11 @@ impl<T> ProducerCore<T> {
         let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
+        if slot.restart_pending && slot.state.restart() {
+            tracing::info!(tp = %slot.tp, "stopped partition restarted");
+            slot.restart_pending = false;
+            slot.stop_issued = false;
+        }
         if !slot.stop_issued {
             if let Some(refusal) = slot.state.refusal() {
                 self.actions.push_back(Action::StopPartition {

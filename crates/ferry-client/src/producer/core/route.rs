@@ -43,13 +43,17 @@ impl<T> ProducerCore<T> {
                 self.identity
             };
             if let Some(slot) = self.slots.get_mut(index) {
-                tracing::warn!(
-                    tp = %slot.tp,
-                    from = %old,
-                    to = %new,
-                    "the broker lost this producer's state for the partition; resending its unacknowledged \
-                     batches renumbered from 0 (any of them the broker had already written is written again)"
-                );
+                if slot.state.is_empty() {
+                    tracing::debug!(tp = %slot.tp, from = %old, to = %new, "partition continues under a new epoch");
+                } else {
+                    tracing::warn!(
+                        tp = %slot.tp,
+                        from = %old,
+                        to = %new,
+                        "the broker lost this producer's state for the partition; resending its unacknowledged \
+                         batches renumbered from 0 (any of them the broker had already written is written again)"
+                    );
+                }
                 slot.state.resequence(new, now);
             }
             self.after_change(index, now);

@@ -387,3 +387,43 @@ fn invalid_timestamp_names_the_topic_setting_and_stops_only_that_partition() {
     assert!(sim.results[&2].is_ok());
     assert!(sim.stopped.contains_key(&tp(0)) && !sim.stopped.contains_key(&tp(1)));
 }
+
+/// Once the operator fixed the setting, the stopped partition is
+/// restarted: it takes batches again, under a new epoch from sequence 0.
+#[test]
+fn a_stopped_partition_restarts_under_a_new_epoch() {
+    let mut sim = confirmed(ProducerConfig::default(), &[1]);
+    sim.script.insert(
+        tp(0),
+        [Fate::Accept, Fate::Refuse(KafkaCode::MESSAGE_TOO_LARGE)].into(),
+    );
+    for n in 1..=3 {
+        sim.send(&tp(0), n, 1);
+    }
+    sim.run(LIMIT);
+    assert!(sim.stopped.contains_key(&tp(0)));
+    assert!(sim.results[&1].is_ok());
+    assert!(
+        sim.results[&2]
+            .as_ref()
+            .unwrap_err()
+            .target_topic_settings()
+            .is_some()
+    );
+    assert!(sim.results[&3].is_err());
+    sim.stopped.clear();
+    sim.core
+        .handle(super::Input::Restart { tp: tp(0) }, sim.now);
+    sim.send(&tp(0), 4, 1);
+    sim.run(LIMIT);
+    assert!(sim.results[&4].is_ok(), "{:?}", sim.results[&4]);
+    assert!(sim.stopped.is_empty());
+    let last = sim.log(&tp(0)).last().unwrap();
+    assert_eq!((last.id, last.epoch, last.base_sequence), (4, 1, 0));
+    // Restarting a partition that is not stopped changes nothing.
+    sim.core
+        .handle(super::Input::Restart { tp: tp(0) }, sim.now);
+    sim.send(&tp(0), 5, 1);
+    sim.run(LIMIT);
+    assert_eq!(sim.log(&tp(0)).last().unwrap().base_sequence, 1);
+}
