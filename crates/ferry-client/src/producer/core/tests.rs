@@ -427,3 +427,37 @@ fn a_stopped_partition_restarts_under_a_new_epoch() {
     sim.run(LIMIT);
     assert_eq!(sim.log(&tp(0)).last().unwrap().base_sequence, 1);
 }
+
+/// Resequencing needs a newer epoch; once the epoch is exhausted the core
+/// asks for a new producer id (one InitProducerId however many partitions
+/// wait) and the partition starts over under it.
+#[test]
+fn an_exhausted_epoch_gets_a_new_producer_id() {
+    let last_epoch = crate::producer::sequence::ProducerIdentity {
+        producer_id: 1000,
+        epoch: i16::MAX,
+    };
+    let partitions = [(tp(0), 1), (tp(1), 1)];
+    let mut sim = Sim::with_identity(ProducerConfig::default(), last_epoch, &[1], &partitions);
+    for (n, p) in [(0, 0), (1, 1), (2, 0), (3, 1)] {
+        sim.send(&tp(p), n, 1);
+    }
+    sim.run(LIMIT);
+    // Both partitions lose their last batch (an unclean election).
+    for p in [0, 1] {
+        sim.partitions.get_mut(&tp(p)).unwrap().log.truncate(1);
+    }
+    sim.send(&tp(0), 4, 1);
+    sim.send(&tp(1), 5, 1);
+    sim.run(LIMIT);
+    assert!(sim.results.values().all(Result::is_ok));
+    assert_eq!(sim.producer_ids_issued, 1);
+    for (p, n) in [(0, 4), (1, 5)] {
+        let last = sim.log(&tp(p)).last().unwrap();
+        assert_eq!(
+            (last.id, last.producer_id, last.epoch, last.base_sequence),
+            (n, 1001, 0, 0)
+        );
+    }
+    assert_eq!(sim.core.identity().producer_id, 1001);
+}

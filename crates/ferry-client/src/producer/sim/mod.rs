@@ -99,6 +99,8 @@ pub(crate) struct Sim {
     metadata_pending: Option<Vec<Arc<str>>>,
     producer_id_pending: bool,
     next_producer_id: i64,
+    /// InitProducerId calls answered.
+    pub producer_ids_issued: usize,
     /// Every request sent, in order.
     pub sent: Vec<SentRequest>,
     pub metadata_refreshes: usize,
@@ -132,12 +134,22 @@ impl Sim {
         brokers: &[i32],
         partitions: &[(TopicPartition, i32)],
     ) -> Self {
+        Self::with_identity(config, FIRST_PID, brokers, partitions)
+    }
+
+    /// As [`Self::new`], for a producer that starts as `identity`.
+    pub fn with_identity(
+        config: ProducerConfig,
+        identity: ProducerIdentity,
+        brokers: &[i32],
+        partitions: &[(TopicPartition, i32)],
+    ) -> Self {
         let start = Instant::now();
         let brokers: BTreeSet<i32> = brokers.iter().copied().collect();
         let mut sim = Self {
             core: ProducerCore::new(
                 config,
-                FIRST_PID,
+                identity,
                 Arc::new(ClusterMetadata::default()),
                 RetryCounts::default(),
                 start,
@@ -166,7 +178,8 @@ impl Sim {
             connects: VecDeque::new(),
             metadata_pending: None,
             producer_id_pending: false,
-            next_producer_id: FIRST_PID.producer_id + 1,
+            next_producer_id: identity.producer_id + 1,
+            producer_ids_issued: 0,
             sent: Vec::new(),
             metadata_refreshes: 0,
             results: BTreeMap::new(),
@@ -356,6 +369,7 @@ impl Sim {
             epoch: 0,
         };
         self.next_producer_id += 1;
+        self.producer_ids_issued += 1;
         self.core.handle(Input::ProducerId(Ok(identity)), self.now);
         true
     }
