@@ -204,7 +204,12 @@ impl Driver {
                     permit,
                     reply,
                 } = *batch;
-                self.gates.entry(tp.clone()).or_insert(gate);
+                if !self.gates.contains_key(&tp) {
+                    // A partition new to the core is routed from the cache:
+                    // take in what other users of the client refreshed.
+                    self.core.observe_metadata(self.client.metadata());
+                    self.gates.insert(tp.clone(), gate);
+                }
                 Input::Send {
                     tp,
                     batch,
