@@ -1,6 +1,8 @@
 //! What a Produce partition error means for an idempotent producer.
 
-use crate::error::KafkaCode;
+use kafka_protocol::messages::ApiKey;
+
+use crate::error::{ClientError, KafkaCode};
 
 /// How to handle one partition's answer to one batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +61,82 @@ pub(crate) fn verdict(code: Option<KafkaCode>) -> Verdict {
     }
 }
 
+/// The target topic settings that make a broker refuse a batch with
+/// `code`, where changing them makes the same batch acceptable. Such a
+/// refusal is still final for the batch (resending the same bytes under
+/// the same settings fails the same way), but an operator can fix it.
+pub(crate) fn topic_settings(code: KafkaCode) -> Option<&'static [&'static str]> {
+    match code {
+        // Kafka 4 refuses records stamped more than an hour ahead by default.
+        KafkaCode::INVALID_TIMESTAMP => Some(&[
+            "message.timestamp.after.max.ms",
+            "message.timestamp.before.max.ms",
+        ]),
+        KafkaCode::MESSAGE_TOO_LARGE => Some(&["max.message.bytes"]),
+        _ => None,
+    }
+}
+
+impl ClientError {
+    /// For a batch the target refused because of one of its topic's
+    /// settings (`INVALID_TIMESTAMP`, `MESSAGE_TOO_LARGE`): the settings to
+    /// change, after which producing the partition again can succeed. The
+    /// error's message says the same. `None` for every other error: those
+    /// are retried by the producer itself, or cannot be fixed by a setting.
+    pub fn target_topic_settings(&self) -> Option<&'static [&'static str]> {
+        match self {
+            Self::Kafka {
+                api: ApiKey::Produce,
+                code,
+                ..
+            } => topic_settings(*code),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_an_operator_can_fix_name_the_topic_setting() {
+        let refused = |code| ClientError::Kafka {
+            broker: "b:9092".into(),
+            api: ApiKey::Produce,
+            code,
+            context: String::new(),
+        };
+        let timestamp = refused(KafkaCode::INVALID_TIMESTAMP);
+        assert_eq!(
+            timestamp.target_topic_settings(),
+            Some(
+                &[
+                    "message.timestamp.after.max.ms",
+                    "message.timestamp.before.max.ms"
+                ][..]
+            )
+        );
+        assert_eq!(verdict(timestamp.kafka_code()), Verdict::Fatal);
+        assert_eq!(
+            refused(KafkaCode::MESSAGE_TOO_LARGE).target_topic_settings(),
+            Some(&["max.message.bytes"][..])
+        );
+        for code in [
+            KafkaCode::INVALID_RECORD,
+            KafkaCode::TOPIC_AUTHORIZATION_FAILED,
+            KafkaCode::NOT_LEADER_OR_FOLLOWER,
+        ] {
+            assert_eq!(refused(code).target_topic_settings(), None, "{code}");
+        }
+        let fetch = ClientError::Kafka {
+            broker: "b:9092".into(),
+            api: ApiKey::Fetch,
+            code: KafkaCode::MESSAGE_TOO_LARGE,
+            context: String::new(),
+        };
+        assert_eq!(fetch.target_topic_settings(), None);
+    }
 
     fn v(code: i16) -> Verdict {
         verdict(KafkaCode::from_code(code))

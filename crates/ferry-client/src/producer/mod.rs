@@ -28,7 +28,10 @@
 //!   `current_leader` hint is used when the broker sends one), the partition
 //!   backs off (100 ms doubling to 1 s by default), and every unacknowledged
 //!   batch is resent in sequence order with its original sequence, once
-//!   nothing of that partition is in flight any more. The broker recognises
+//!   nothing of that partition is in flight any more: the oldest alone
+//!   first, the rest once the broker has acknowledged one (a broker that
+//!   lost the producer's state takes any sequence, so pipelined retries
+//!   could land out of order). The broker recognises
 //!   the batches it already has and answers with their original offsets, so
 //!   retries never duplicate. `DUPLICATE_SEQUENCE_NUMBER` counts as success
 //!   (its acknowledgement may carry offset -1).
@@ -51,7 +54,11 @@
 //!   sequence, code and the broker's message. The partition then stops:
 //!   its later batches fail with [`ClientError::NotDelivered`] and further
 //!   sends to it fail at once, because its sequence is broken. Other
-//!   partitions carry on.
+//!   partitions carry on. Refusals an operator can fix with a target topic
+//!   setting (`INVALID_TIMESTAMP`: `message.timestamp.after.max.ms` /
+//!   `message.timestamp.before.max.ms`; `MESSAGE_TOO_LARGE`:
+//!   `max.message.bytes`) say so in the message and through
+//!   [`ClientError::target_topic_settings`].
 //! - **Timeouts.** Each request must be answered within
 //!   [`ProducerConfig::request_timeout`] (also the broker's `timeout_ms`),
 //!   and each batch acknowledged within
@@ -67,11 +74,14 @@
 
 mod classify;
 mod config;
+mod core;
 mod driver;
 mod init;
 mod partition;
 mod request;
 mod sequence;
+#[cfg(test)]
+mod sim;
 mod writer;
 
 use std::collections::HashMap;
@@ -173,6 +183,8 @@ pub(crate) enum Command {
     Send(Box<NewBatch>),
     Flush(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
+    /// The partition has a new gate; let it take batches again.
+    Restart(TopicPartition),
 }
 
 /// A batch on its way to the driver, holding its partition's window permit.
@@ -329,6 +341,27 @@ impl IdempotentProducer {
             return Ok(());
         }
         receiver.await.unwrap_or(Ok(()))
+    }
+
+    /// Lets a partition that stopped after a failure (a refused batch, a
+    /// delivery timeout) take batches again, e.g. once an operator changed
+    /// the target topic setting that [`ClientError::target_topic_settings`]
+    /// named. Await the partition's earlier [`AckFuture`]s first: sends
+    /// made before they are resolved still fail. The partition continues
+    /// under a newer producer epoch from sequence 0, because which of its
+    /// abandoned batches the broker wrote is unknown: the caller resends
+    /// from its own last acknowledged position, and a batch that was
+    /// abandoned after being written is then written twice. Does nothing
+    /// for a partition that is not stopped.
+    pub fn restart_partition(&self, tp: &TopicPartition) {
+        {
+            let mut gates = lock(&self.inner.gates);
+            if gates.get(tp).is_none_or(|g| g.stopped().is_none()) {
+                return;
+            }
+            gates.insert(tp.clone(), Arc::new(Gate::new(self.inner.window)));
+        }
+        let _ = self.inner.commands.send(Command::Restart(tp.clone()));
     }
 
     /// The producer id and the epoch new partitions start under. (A partition

@@ -20,7 +20,11 @@
 //!   broker has acknowledged one batch under the partition's current
 //!   producer epoch, only one is in flight: a broker with no state for an
 //!   epoch accepts *any* sequence, so a later batch could otherwise be
-//!   written before an earlier one that failed.
+//!   written before an earlier one that failed. The same holds after every
+//!   retry: a broker that lost the producer's state (a new leader that
+//!   dropped it as expired: Kafka ages it by the batches' record
+//!   timestamps, so old data loses it fast) must see the oldest batch
+//!   first, alone.
 //! - After any failure nothing more is sent until every in-flight batch is
 //!   answered; then all unresolved batches are resent in order after a
 //!   backoff, with the same sequences (the broker drops the ones it already
@@ -39,7 +43,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::Ack;
 use super::sequence::{ProducerIdentity, backoff, increment_sequence};
@@ -92,8 +96,13 @@ pub(crate) struct PartitionState<T> {
     next_sequence: i32,
     entries: VecDeque<Entry<T>>,
     in_flight: usize,
-    /// The broker acknowledged a batch under `identity`.
+    /// The broker acknowledged a batch under `identity` since the last
+    /// failure.
     confirmed: bool,
+    /// The broker wrote a later batch while the oldest one was missing,
+    /// which only a broker without this producer's state does: the log
+    /// holds them out of order. Taken by [`Self::take_reordered`].
+    reordered: bool,
     /// What to do once nothing is in flight any more.
     recovery: Option<Recovery>,
     /// Waiting for [`Self::resequence`].
@@ -152,6 +161,7 @@ impl<T> PartitionState<T> {
             entries: VecDeque::with_capacity(limits.max_in_flight),
             in_flight: 0,
             confirmed: false,
+            reordered: false,
             recovery: None,
             awaiting_identity: false,
             not_before: None,
@@ -190,6 +200,26 @@ impl<T> PartitionState<T> {
     /// The partition's identity, when it is waiting for a newer one.
     pub fn awaiting_identity(&self) -> Option<ProducerIdentity> {
         self.identity.filter(|_| self.awaiting_identity)
+    }
+
+    /// Lets a stopped partition with nothing unresolved take batches again,
+    /// under a newer producer epoch from sequence 0 (its last sequences are
+    /// unknown: abandoned batches may or may not have been written). False
+    /// if it is not stopped, or still has unresolved batches.
+    pub fn restart(&mut self) -> bool {
+        if self.poisoned.is_none() || !self.entries.is_empty() {
+            return false;
+        }
+        self.poisoned = None;
+        self.recovery = None;
+        self.failures = 0;
+        self.not_before = None;
+        self.warned_at = None;
+        self.confirmed = false;
+        // A partition that never sent anything starts under the current
+        // identity anyway.
+        self.awaiting_identity = self.identity.is_some();
+        true
     }
 
     /// The error a batch gets when it is handed to a stopped partition.
@@ -345,6 +375,9 @@ impl<T> PartitionState<T> {
                 } else {
                     Recovery::Retry
                 };
+                if is_head && self.acknowledged_after(index) {
+                    self.reordered = true;
+                }
                 self.requeue(index, err, recovery);
             }
             Outcome::ProducerState(err) => self.requeue(index, err, Recovery::Resequence),
@@ -373,12 +406,27 @@ impl<T> PartitionState<T> {
             return;
         }
         self.failures = self.failures.saturating_add(1);
+        // One batch at a time until the broker acknowledges one again.
+        self.confirmed = false;
         match recovery {
             Recovery::Retry => {
                 self.not_before = Some(now + backoff(self.limits.retry_backoff, self.failures));
             }
             Recovery::Resequence => self.awaiting_identity = true,
         }
+    }
+
+    /// A batch after `index` was acknowledged under the current identity.
+    fn acknowledged_after(&self, index: usize) -> bool {
+        self.entries
+            .iter()
+            .skip(index + 1)
+            .any(|e| matches!(e.status, Status::Done(Ok(_))))
+    }
+
+    /// Whether a reorder was noticed since the last call (see `reordered`).
+    pub fn take_reordered(&mut self) -> bool {
+        std::mem::take(&mut self.reordered)
     }
 
     /// Renumbers the unresolved batches from 0 under `identity` (a newer
@@ -769,17 +817,26 @@ mod tests {
         assert_eq!(s.awaiting_identity(), None);
         assert!(!s.ready(now + Duration::from_millis(99)));
         let first_retry = now + Duration::from_millis(100);
+        // The oldest goes alone: a broker that lost the producer's state
+        // would take the later ones first.
         let t2 = take_all(&mut s, 3, first_retry);
         assert_eq!(
             t2.iter().map(|t| (t.1, t.2, t.3)).collect::<Vec<_>>(),
-            [("b", 2, 0), ("c", 4, 0), ("d", 6, 0)]
+            [("b", 2, 0)]
         );
         // A second failure backs off twice as long.
-        for t in &t2 {
-            s.on_outcome(t.0, 3, nl(), first_retry, &mut out);
-        }
+        s.on_outcome(t2[0].0, 3, nl(), first_retry, &mut out);
         assert!(!s.ready(first_retry + Duration::from_millis(199)));
-        assert!(s.ready(first_retry + Duration::from_millis(200)));
+        let second_retry = first_retry + Duration::from_millis(200);
+        let t3 = take_all(&mut s, 4, second_retry);
+        assert_eq!(t3.len(), 1);
+        // Once it is acknowledged the rest pipeline again, same sequences.
+        s.on_outcome(t3[0].0, 4, ack(2), second_retry, &mut out);
+        let t4 = take_all(&mut s, 5, second_retry);
+        assert_eq!(
+            t4.iter().map(|t| (t.1, t.2, t.3)).collect::<Vec<_>>(),
+            [("c", 4, 0), ("d", 6, 0)]
+        );
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub(crate) struct Part {
     pub partition: i32,
     pub sequence: i32,
     pub record_count: i32,
+    /// The batch's size and timestamps, for refusals the target topic's
+    /// settings cause.
+    pub batch_bytes: usize,
+    pub first_timestamp: i64,
+    pub max_timestamp: i64,
 }
 
 /// The Produce version for a request: topic ids (v13) only if every topic
@@ -155,6 +160,9 @@ pub(crate) fn partition_error(
         };
         notes.push(format!("record errors: {}{tail}", shown.join(", ")));
     }
+    if let Some(fix) = topic_setting_note(code, part) {
+        notes.push(fix);
+    }
     let notes = if notes.is_empty() {
         String::new()
     } else {
@@ -168,6 +176,26 @@ pub(crate) fn partition_error(
             " for topic {:?} partition {}, batch base sequence {}{notes}",
             part.topic, part.partition, part.sequence
         ),
+    }
+}
+
+/// What to change on the target when its topic settings refuse a batch
+/// (see [`super::classify::topic_settings`]).
+fn topic_setting_note(code: KafkaCode, part: &Part) -> Option<String> {
+    match code {
+        KafkaCode::INVALID_TIMESTAMP => Some(format!(
+            "the target refuses the batch's timestamps (first {}, max {} ms since the epoch): \
+             raise message.timestamp.after.max.ms (records stamped in the future; Kafka 4 allows \
+             1 hour by default) or message.timestamp.before.max.ms (records stamped in the past) \
+             on the target topic, then retry the partition",
+            part.first_timestamp, part.max_timestamp
+        )),
+        KafkaCode::MESSAGE_TOO_LARGE => Some(format!(
+            "the batch is {} bytes: raise max.message.bytes on the target topic (or \
+             message.max.bytes on its brokers) to at least that, then retry the partition",
+            part.batch_bytes
+        )),
+        _ => None,
     }
 }
 
@@ -189,6 +217,9 @@ mod tests {
             partition,
             sequence: 7,
             record_count: 1,
+            batch_bytes: 1234,
+            first_timestamp: 1_700_000_000_000,
+            max_timestamp: 1_700_000_009_000,
         }
     }
 
@@ -286,6 +317,40 @@ mod tests {
             ..response
         };
         assert!(answers(12, &parts, &by_name)[0].is_some());
+    }
+
+    #[test]
+    fn refusals_by_topic_settings_name_the_setting() {
+        let part = part("orders", None, 3);
+        let timestamp = partition_error(
+            "b1:9092",
+            &part,
+            KafkaCode::INVALID_TIMESTAMP,
+            &answer(3, 32),
+        );
+        let text = timestamp.to_string();
+        for want in [
+            "INVALID_TIMESTAMP (32)",
+            "message.timestamp.after.max.ms",
+            "message.timestamp.before.max.ms",
+            "max 1700000009000",
+            "\"orders\" partition 3",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from {text}");
+        }
+        let too_large = partition_error(
+            "b1:9092",
+            &part,
+            KafkaCode::MESSAGE_TOO_LARGE,
+            &answer(3, 10),
+        )
+        .to_string();
+        assert!(
+            too_large.contains("max.message.bytes") && too_large.contains("1234 bytes"),
+            "{too_large}"
+        );
+        let other = partition_error("b1:9092", &part, KafkaCode::INVALID_RECORD, &answer(3, 87));
+        assert!(!other.to_string().contains("retry the partition"));
     }
 
     #[test]
