@@ -463,8 +463,6 @@ pub async fn run_flow(
         pending: 0,
         failed_topics: Vec::new(),
         discovered: false,
-        dedicated: HashMap::new(),
-        needs_producer: std::collections::HashSet::new(),
         tasks: JoinSet::new(),
         task_ids: HashMap::new(),
         shown: HashMap::new(),
@@ -565,7 +563,6 @@ pub async fn run_flow(
         }
     }
     while background.join_next().await.is_some() {}
-    partitions.close_dedicated().await;
     write_checkpoints(
         (&store, &map_store, &journals),
         &spec.name,

@@ -52,13 +52,6 @@ pub(super) struct PartitionTasks {
     pub failed_topics: Vec<(String, String)>,
     /// Whether a discovery round has succeeded yet.
     pub discovered: bool,
-    /// Producers of partitions restarted after a produce failure. The
-    /// producer keeps a partition that had a batch fail stopped (its
-    /// sequence numbers cannot go on), so the restarted task produces
-    /// through a producer of its own, with a new producer id.
-    pub dedicated: HashMap<TopicPartition, IdempotentProducer>,
-    /// Partitions whose last task ended on a produce failure.
-    pub needs_producer: HashSet<TopicPartition>,
     pub tasks: JoinSet<Result<(), EngineError>>,
     pub task_ids: HashMap<tokio::task::Id, TopicPartition>,
     /// What `ferry_partition_not_running` shows for each partition.
@@ -110,10 +103,6 @@ impl PartitionTasks {
 
     fn forget(&mut self, tp: &TopicPartition) {
         self.supervisor.forget(tp);
-        self.needs_producer.remove(tp);
-        if let Some(old) = self.dedicated.remove(tp) {
-            close_in_background(old);
-        }
         self.spec.metrics.forget_partition(tp);
         self.show(tp, None);
     }
@@ -121,14 +110,14 @@ impl PartitionTasks {
     /// Starts `assignments` (looked up concurrently: one after the other,
     /// each waits behind the fetcher's long poll on the shared connection).
     async fn start(&mut self, assignments: Vec<Assignment>) -> bool {
-        let mut ready = Vec::with_capacity(assignments.len());
-        for a in assignments {
-            if self.needs_producer.contains(&a.source) && !self.new_producer(&a.source).await {
-                continue;
-            }
-            ready.push(a);
+        for a in &assignments {
+            // A partition whose batch failed stays stopped in the producer
+            // until told to go on (a no-op for any other partition); its
+            // task starts again from the committed position, through the
+            // resume tail check, so nothing the target got is sent twice.
+            self.producer.restart_partition(&a.source);
         }
-        let lookups: Vec<_> = ready
+        let lookups: Vec<_> = assignments
             .into_iter()
             .map(|a| {
                 let known = self.known_position(&a.source);
@@ -181,39 +170,6 @@ impl PartitionTasks {
             }
         }
         started
-    }
-
-    /// Starts a producer of `tp`'s own (see [`Self::dedicated`]); false
-    /// (and a longer backoff) if the target does not give one now.
-    async fn new_producer(&mut self, tp: &TopicPartition) -> bool {
-        match IdempotentProducer::start(self.target.clone(), self.spec.tuning.producer.clone())
-            .await
-        {
-            Ok(producer) => {
-                self.needs_producer.remove(tp);
-                if let Some(old) = self.dedicated.insert(tp.clone(), producer) {
-                    close_in_background(old);
-                }
-                true
-            }
-            Err(e) => {
-                let error = EngineError::Cluster {
-                    flow: self.spec.name.clone(),
-                    cluster: self.spec.target_alias.clone(),
-                    source: Box::new(e),
-                };
-                self.ended(tp, supervisor::classify(&error));
-                false
-            }
-        }
-    }
-
-    /// Closes every producer of a partition of its own (at shutdown, after
-    /// the drain: their batches are acknowledged or given up on).
-    pub(super) async fn close_dedicated(&mut self) {
-        for (_, producer) in self.dedicated.drain() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), producer.close()).await;
-        }
     }
 
     /// Where `tp` is known to be: its committed position if a task ran it
@@ -282,7 +238,7 @@ impl PartitionTasks {
             max_batch_bytes: assignment.max_batch_bytes,
             position,
             target_position: target_end,
-            producer: self.dedicated.get(&tp).unwrap_or(&self.producer).clone(),
+            producer: self.producer.clone(),
             fetcher: Arc::clone(&self.fetcher),
             positions: Arc::clone(&self.positions),
             journals: Arc::clone(&self.journals),
@@ -305,12 +261,7 @@ impl PartitionTasks {
         };
         let cause = match result {
             Ok(Ok(())) => return,
-            Ok(Err(e)) => {
-                if matches!(e, EngineError::Produce { .. }) {
-                    self.needs_producer.insert(tp.clone());
-                }
-                supervisor::classify(&e)
-            }
+            Ok(Err(e)) => supervisor::classify(&e),
             Err(e) => supervisor::panicked(e.to_string()),
         };
         self.fetcher.unassign(&tp);
@@ -490,13 +441,6 @@ async fn topic_ends(
         )
         .await;
     (topic, hw, lso)
-}
-
-/// Closes a producer no task uses any more, without waiting for it.
-fn close_in_background(producer: IdempotentProducer) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), producer.close()).await;
-    });
 }
 
 /// Where a partition starts: its source offset, and the target partition's
