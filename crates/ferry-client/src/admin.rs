@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::error::{ClientError, KafkaCode, Result};
-use crate::fetch::Isolation;
+use crate::fetcher::raw::Isolation;
 use crate::metadata::ClusterMetadata;
 use crate::retry::{Backoff, retry};
 use crate::{Client, FetchOptions};

@@ -1,11 +1,11 @@
 //! [`Client`]: a handle on one cluster. It bootstraps, caches metadata, and
 //! keeps one [`Connection`] per broker, opened on first use.
 //!
-//! Routing is deliberately simple for now: a call goes to the leader named
-//! by the cached metadata and any failure is returned to the caller. Retries,
-//! backoff and leader-change handling belong to the layer above (or to a
-//! later version of this one), which can build on [`ClientError::is_retriable`]
-//! and [`Client::refresh_metadata`].
+//! A call goes to the leader named by the cached metadata and any failure is
+//! returned to the caller, which retries what can heal
+//! ([`ClientError::is_retriable`], [`crate::retry`]) after
+//! [`Client::refresh_metadata`]: the admin calls, the fetcher and the
+//! producer each do, with the backoff that fits them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};

@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use ferry_client::fetch::{FetchTarget, fetch_request, fetch_version, parse_fetch_response};
+use ferry_client::fetcher::raw::{FetchTarget, fetch_request, fetch_version, parse_fetch_response};
 use ferry_client::{
     Client, ClientConfig, Connection, ConnectionConfig, FetchOptions, Isolation, KafkaCode,
 };

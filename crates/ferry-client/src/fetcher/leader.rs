@@ -27,7 +27,7 @@ use super::validate::validate;
 use super::{FetcherConfig, Leader, PartitionData, Shared, State, StopReason};
 use crate::connection::encode_request;
 use crate::error::{ClientError, KafkaCode};
-use crate::fetch::Isolation;
+use crate::fetcher::raw::Isolation;
 use crate::retry::RetryState;
 use crate::topic::TopicPartition;
 use ferry_wire::WireError;

@@ -43,6 +43,7 @@ mod divergence;
 mod leader;
 mod oversize;
 mod progress;
+pub mod raw;
 mod router;
 pub mod session;
 mod validate;
@@ -54,7 +55,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_wire::pool::MemoryBudget;
 
-use crate::retries::RetryCounts;
+use crate::retry::RetryCounts;
 use ferry_wire::txn::AbortedTxn;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -63,7 +64,7 @@ use uuid::Uuid;
 
 use crate::client::Client;
 use crate::error::{ClientError, KafkaCode, Result};
-use crate::fetch::Isolation;
+use crate::fetcher::raw::Isolation;
 use crate::retry::{Backoff, RetryState};
 use crate::topic::TopicPartition;
 

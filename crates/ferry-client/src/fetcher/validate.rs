@@ -13,7 +13,7 @@ use super::leader::moves_leader;
 use super::{Leader, Part, Shared, StopReason};
 use crate::connection::Connection;
 use crate::error::{ClientError, KafkaCode};
-use crate::fetch::{EpochEnd, EpochQuery, epoch_end_offsets};
+use crate::fetcher::raw::{EpochEnd, EpochQuery, epoch_end_offsets};
 use crate::topic::TopicPartition;
 
 use super::SessionPartition;

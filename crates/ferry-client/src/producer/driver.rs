@@ -27,7 +27,7 @@ use super::writer::{Outbound, write_requests};
 use super::{Ack, Command, Gate, NewBatch, ProducerConfig};
 use crate::error::{ClientError, Result};
 use crate::metadata::ClusterMetadata;
-use crate::retries::RetryCounts;
+use crate::retry::RetryCounts;
 use crate::{Client, Connection, TopicPartition};
 
 /// Events the spawned tasks send back.

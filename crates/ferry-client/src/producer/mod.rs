@@ -82,6 +82,7 @@ mod request;
 mod sequence;
 #[cfg(test)]
 mod sim;
+pub mod single;
 mod writer;
 
 use std::collections::HashMap;
@@ -98,7 +99,7 @@ use tokio::time::Instant;
 use crate::Client;
 use crate::TopicPartition;
 use crate::error::{ClientError, Result};
-use crate::retries::RetryCounts;
+use crate::retry::RetryCounts;
 
 pub use config::{MAX_IN_FLIGHT_LIMIT, ProducerConfig};
 use sequence::ProducerIdentity;

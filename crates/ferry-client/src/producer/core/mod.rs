@@ -42,7 +42,7 @@ use super::sequence::ProducerIdentity;
 use crate::TopicPartition;
 use crate::error::ClientError;
 use crate::metadata::ClusterMetadata;
-use crate::retries::RetryCounts;
+use crate::retry::RetryCounts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {

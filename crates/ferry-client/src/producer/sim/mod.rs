@@ -34,7 +34,7 @@ use super::sequence::ProducerIdentity;
 use crate::TopicPartition;
 use crate::error::{ClientError, KafkaCode, Result};
 use crate::metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
-use crate::retries::RetryCounts;
+use crate::retry::RetryCounts;
 
 pub(crate) const BASE_TIMESTAMP: i64 = 1_700_000_000_000;
 /// The Produce version the simulated brokers speak (names, KIP-951 hints).

@@ -2,8 +2,9 @@
 //! rewritten header and the original payload slice) go to the socket as they
 //! are, framed by ferry-wire's hand-written Produce encoder.
 //!
-//! This is the single-batch building block; idempotence, pipelining and
-//! batching many partitions per request belong to the engine's producer.
+//! One request, without idempotence: a building block for tools and tests;
+//! mirrored data goes through [`crate::IdempotentProducer`], which adds
+//! sequences, pipelining and many partitions per request.
 
 use bytes::Bytes;
 use ferry_wire::produce::{

@@ -4,9 +4,10 @@
 //! The request is encoded with kafka-protocol; the response is decoded with
 //! [`ferry_wire::fetch`], whose decoder checks every count against the bytes
 //! present before allocating (kafka-protocol's pre-allocates whatever count a
-//! broker sends). Nothing here decompresses or parses the batches. Fetches
-//! are sessionless (session id 0, epoch -1): fetch sessions (KIP-227) and
-//! multi-partition fetches come with the routing layer.
+//! broker sends). Nothing here decompresses or parses the batches. These
+//! fetches are sessionless (session id 0, epoch -1), for tools and checks;
+//! mirroring fetches many partitions per request in fetch sessions
+//! (KIP-227) through [`crate::SourceFetcher`].
 
 use std::time::Duration;
 

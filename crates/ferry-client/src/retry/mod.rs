@@ -1,4 +1,4 @@
-//! Backoff and retry.
+//! Backoff and retry, and counts of retries by cause ([`RetryCounts`]).
 //!
 //! Delays double from `initial` up to `max`, with no jitter: the same
 //! failure count always gives the same delay, so tests can assert exact
@@ -9,6 +9,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::Result;
+
+mod counts;
+
+pub use counts::RetryCounts;
 
 /// Exponential backoff: `initial`, `2 × initial`, `4 × initial`, … capped at `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
