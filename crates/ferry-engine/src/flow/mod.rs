@@ -23,6 +23,7 @@
 //! where the target ends: nothing lost, nothing duplicated.
 
 mod discovery;
+pub mod machine;
 mod partition;
 mod queue;
 mod resume;
