@@ -27,6 +27,7 @@ pub mod machine;
 mod partition;
 mod queue;
 mod resume;
+pub mod scan;
 mod stats;
 
 use std::collections::HashMap;

@@ -1,0 +1,246 @@
+//! The decision half of crash resume, without I/O: given the checkpoint,
+//! the target partition's end and its last batch, and the source read from
+//! the checkpoint on, where does the target's tail end on the source?
+//!
+//! Ferry is the only writer of its target partitions and produces in
+//! source order, so the `end - checkpointed target offset` records on the
+//! target are exactly the next records ferry would produce from the
+//! checkpointed source offset. Re-planning the source from there (same
+//! filter, same plan, [`Plan::produced`]) and counting records finds the
+//! source offset after them, even inside a batch. The target's last record
+//! is compared with the source record it should be before the result is
+//! trusted. Any doubt is a [`ResumeDoubt`]: the caller falls back to the
+//! checkpoint (duplicates rather than loss).
+
+use bytes::Bytes;
+use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
+use ferry_wire::record::Record;
+use ferry_wire::txn::AbortedTxn;
+
+use crate::plan::{PartitionPlanner, Plan, PlanConfig, TopicPartition};
+
+/// Stop looking after this many source bytes: far more than a checkpoint
+/// interval's worth for most partitions, and bounded for all.
+pub const MAX_SCAN_BYTES: usize = 256 << 20;
+
+/// Bound on one record batch's decoded size when comparing records.
+const DECODE_LIMIT: usize = 64 << 20;
+
+/// Which cluster a read failed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+/// Why the target's tail cannot be matched with the source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeDoubt {
+    #[error(
+        "the target partition ends at {target_end}, before the checkpointed {checkpointed} (truncated or recreated?)"
+    )]
+    TargetBehindCheckpoint { target_end: i64, checkpointed: i64 },
+    #[error("the source has fewer records than the target's tail (the source ends at {at})")]
+    SourceEnds { at: i64 },
+    #[error(
+        "the target's last record differs from the source record at offset {source_offset} it should be"
+    )]
+    LastRecordDiffers { source_offset: i64 },
+    #[error("the target's last batch holds no readable record")]
+    NoTargetRecord,
+    #[error("the target's tail spans more than {limit} source bytes")]
+    TooFar { limit: usize },
+    #[error("the source batch at offset {offset} cannot be read: {detail}")]
+    BadSourceBatch { offset: i64, detail: String },
+    #[error("the {side} cannot be read: {detail}")]
+    Unreadable { side: Side, detail: String },
+}
+
+/// What the scan needs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanStep {
+    /// Source records from this offset on.
+    NeedMore(i64),
+    /// Resume at this source offset.
+    Found(i64),
+    Doubt(ResumeDoubt),
+}
+
+/// A scan of the source from the checkpoint over the target's tail.
+#[derive(Debug)]
+pub struct ResumeScan {
+    planner: PartitionPlanner,
+    /// Target records not yet matched with source records.
+    remaining: i64,
+    scanned: usize,
+    limit: usize,
+    last_target: Option<Record>,
+}
+
+impl ResumeScan {
+    /// The scan of `source` from the checkpoint (`source_offset`,
+    /// `target_offset`) over a target partition that ends at `target_end`.
+    /// `Ok(None)`: the target holds nothing after the checkpoint (or the
+    /// checkpoint has no target offset), resume at the checkpoint.
+    pub fn new(
+        source: TopicPartition,
+        checkpoint: (i64, Option<i64>),
+        target_end: i64,
+        config: PlanConfig,
+    ) -> Result<Option<Self>, ResumeDoubt> {
+        let (source_offset, target_offset) = checkpoint;
+        let checkpointed = target_offset.unwrap_or(target_end);
+        if target_end < checkpointed {
+            return Err(ResumeDoubt::TargetBehindCheckpoint {
+                target_end,
+                checkpointed,
+            });
+        }
+        if target_end == checkpointed {
+            return Ok(None);
+        }
+        // Only record counts matter here: no CRC pass over what is only counted.
+        let config = PlanConfig {
+            verify_crc: false,
+            ..config
+        };
+        Ok(Some(Self {
+            planner: PartitionPlanner::new(source, source_offset, config),
+            remaining: target_end - checkpointed,
+            scanned: 0,
+            limit: MAX_SCAN_BYTES,
+            last_target: None,
+        }))
+    }
+
+    /// A smaller scan limit (tests).
+    #[must_use]
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The target partition's last record, from a fetch at its last offset
+    /// (`target_end - 1`; the fetch returns that batch whole).
+    pub fn target_tail(&mut self, records: &Bytes, target_end: i64) -> Result<(), ResumeDoubt> {
+        let mut last = None;
+        for entry in BatchIter::new(records.clone()) {
+            let entry = entry.map_err(|e| ResumeDoubt::Unreadable {
+                side: Side::Target,
+                detail: e.to_string(),
+            })?;
+            if let FetchedBatch::V2(b) = entry {
+                if b.header().base_offset < target_end {
+                    last = Some(b);
+                }
+            }
+        }
+        self.last_target = last.and_then(|b| b.records(DECODE_LIMIT).ok()?.last()?.ok());
+        match self.last_target {
+            Some(_) => Ok(()),
+            None => Err(ResumeDoubt::NoTargetRecord),
+        }
+    }
+
+    /// The first source offset the scan needs.
+    pub fn first_step(&self) -> ScanStep {
+        ScanStep::NeedMore(self.planner.position())
+    }
+
+    /// Source records fetched at the offset the last step asked for.
+    pub fn feed(
+        &mut self,
+        records: &Bytes,
+        aborted: impl IntoIterator<Item = AbortedTxn>,
+    ) -> ScanStep {
+        let at = self.planner.position();
+        let mut entries = Vec::new();
+        for entry in BatchIter::new(records.clone()) {
+            match entry {
+                Ok(e) => entries.push(e),
+                Err(e) => {
+                    return ScanStep::Doubt(ResumeDoubt::BadSourceBatch {
+                        offset: entries.last().map_or(at, FetchedBatch::next_offset),
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+        if entries.is_empty() {
+            return ScanStep::Doubt(ResumeDoubt::SourceEnds { at });
+        }
+        self.scanned += records.len();
+        let plans = match self.planner.plan_fetch(entries, aborted) {
+            Ok(plans) => plans,
+            Err(e) => {
+                return ScanStep::Doubt(ResumeDoubt::BadSourceBatch {
+                    offset: at,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        for (next_offset, plan) in plans {
+            if let Some(step) = self.count(next_offset, plan) {
+                return step;
+            }
+        }
+        if self.scanned > self.limit {
+            return ScanStep::Doubt(ResumeDoubt::TooFar { limit: self.limit });
+        }
+        ScanStep::NeedMore(self.planner.position())
+    }
+
+    /// Counts one plan's batches off the tail; the step once the tail ends
+    /// in one of them.
+    fn count(&mut self, next_offset: i64, plan: Plan) -> Option<ScanStep> {
+        for produced in plan.produced(next_offset) {
+            let count = produced.mapping.records();
+            if self.remaining > count {
+                self.remaining -= count;
+                continue;
+            }
+            // The tail ends in this batch, after its `remaining`-th record.
+            // (A crash mid-way through a split batch, or a resume inside
+            // one, can leave a tail that ends inside what this re-planning
+            // produces as one batch.)
+            let k = usize::try_from(self.remaining - 1).ok()?;
+            let Some(last) = produced.mapping.source_offset(k) else {
+                return Some(ScanStep::Doubt(ResumeDoubt::BadSourceBatch {
+                    offset: produced.next_offset,
+                    detail: "fewer records than its header counts".into(),
+                }));
+            };
+            let source_record = nth_record(&produced.batch, k);
+            let same = match (&source_record, &self.last_target) {
+                (Some(s), Some(t)) => same_record(s, t),
+                _ => false,
+            };
+            return Some(if same {
+                ScanStep::Found(last + 1)
+            } else {
+                ScanStep::Doubt(ResumeDoubt::LastRecordDiffers {
+                    source_offset: last,
+                })
+            });
+        }
+        None
+    }
+}
+
+fn nth_record(batch: &RecordBatch, i: usize) -> Option<Record> {
+    batch.records(DECODE_LIMIT).ok()?.nth(i)?.ok()
+}
+
+/// Offsets differ between the clusters; nothing else may.
+fn same_record(a: &Record, b: &Record) -> bool {
+    a.key == b.key && a.value == b.value && a.headers == b.headers && a.timestamp == b.timestamp
+}
