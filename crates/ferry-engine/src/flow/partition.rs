@@ -382,3 +382,156 @@ fn awaiting(out: Outgoing, ack: AckFuture) -> AckResultFuture {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use ferry_client::PartitionData;
+    use ferry_wire::builder::{BatchSpec, build_batch};
+    use ferry_wire::codec::Compression;
+    use ferry_wire::record::Record;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::flow::queue::{Pausable, partition_queue};
+
+    /// A target whose producer window holds `window` batches and that never
+    /// acknowledges any: the next send waits for ever (a deleted target
+    /// topic until the delivery timeout).
+    struct StuckTarget {
+        window: usize,
+        sent: AtomicUsize,
+    }
+
+    impl Target for StuckTarget {
+        fn send(&self, _: &TopicPartition, _: RecordBatch, _: BatchHeader) -> SendFuture<'_> {
+            if self.sent.load(Ordering::SeqCst) < self.window {
+                self.sent.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(Box::pin(std::future::pending()) as AckFuture) })
+            } else {
+                Box::pin(std::future::pending())
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Fetcher(Mutex<Vec<String>>);
+
+    impl Pausable for Fetcher {
+        fn pause(&self, _: &TopicPartition) {}
+        fn resume(&self, _: &TopicPartition) {}
+    }
+
+    impl FetchControl for Fetcher {
+        fn assign(&self, _: TopicPartition, offset: i64) {
+            self.0.lock().unwrap().push(format!("assign {offset}"));
+        }
+        fn unassign(&self, _: &TopicPartition) {
+            self.0.lock().unwrap().push("unassign".into());
+        }
+    }
+
+    struct NoSource;
+
+    impl LogStart for NoSource {
+        fn log_start<'a>(
+            &'a self,
+            _: &'a TopicPartition,
+        ) -> Pin<Box<dyn Future<Output = Result<Option<i64>, ClientError>> + Send + 'a>> {
+            Box::pin(async { Ok(Some(0)) })
+        }
+    }
+
+    fn spec() -> FlowSpec {
+        let text = "[clusters.a]\nbootstrap_servers = [\"a:9092\"]\n\
+                    [clusters.b]\nbootstrap_servers = [\"b:9092\"]\n\
+                    [[flows]]\nsource = \"a\"\ntarget = \"b\"\n";
+        let config = Config::from_toml_str(text, |_| None).unwrap();
+        FlowSpec::from_config(&config, &config.flows[0], None).unwrap()
+    }
+
+    /// `n` one-record batches from offset 0.
+    fn fetched(n: i64) -> PartitionData {
+        let mut records = Vec::new();
+        for o in 0..n {
+            let r = Record {
+                offset: o,
+                timestamp: 1_000,
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: vec![],
+            };
+            let spec = BatchSpec {
+                base_offset: o,
+                ..BatchSpec::producer(Compression::None)
+            };
+            records.extend_from_slice(&build_batch(&spec, &[r]).unwrap());
+        }
+        PartitionData {
+            tp: TopicPartition::new("t", 0),
+            fetch_offset: 0,
+            records: Bytes::from(records),
+            high_watermark: n,
+            last_stable_offset: n,
+            log_start_offset: 0,
+            aborted_transactions: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Issue 14 A.4 (engine review 13): a stop while the partition waits
+    /// for room in a full producer window ends within the drain bound.
+    /// (The task used to await `producer.send` inside the data arm, so the
+    /// stop and drain arms could not run until the delivery timeout.)
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_is_bounded_while_the_producer_window_is_full() {
+        let tp = TopicPartition::new("t", 0);
+        let fetcher = Arc::new(Fetcher::default());
+        let (tx, rx) = partition_queue(tp.clone(), Arc::clone(&fetcher));
+        tx.push(fetched(30));
+        let (stop_tx, stop) = watch::channel(false);
+        let positions = Positions::default();
+        let task = PartitionTask {
+            spec: Arc::new(spec()),
+            client: NoSource,
+            source: tp.clone(),
+            target: TopicPartition::new("t-copy", 0),
+            max_batch_bytes: 1 << 20,
+            position: 0,
+            target_position: 0,
+            producer: StuckTarget {
+                window: 10,
+                sent: AtomicUsize::new(0),
+            },
+            fetcher: Arc::clone(&fetcher),
+            positions: Arc::clone(&positions),
+            journals: super::super::Journals::default(),
+            anchor: None,
+            stats: Arc::new(FlowStats::default()),
+            stop,
+        };
+        let running = tokio::spawn(task.run(rx));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!running.is_finished(), "blocked on the full window");
+        let stopped_at = tokio::time::Instant::now();
+        stop_tx.send(true).unwrap();
+        let ended = tokio::time::timeout(DRAIN_STALL + Duration::from_secs(1), running).await;
+        assert!(ended.is_ok(), "the stop waited past the drain bound");
+        assert!(ended.unwrap().unwrap().is_ok());
+        assert!(
+            stopped_at.elapsed() >= DRAIN_STALL,
+            "waited for the acknowledgements"
+        );
+        let (_, committed) = lock(&positions).get(&tp).cloned().unwrap();
+        assert_eq!(
+            committed.source_offset, 0,
+            "nothing acknowledged, nothing committed"
+        );
+        assert_eq!(*fetcher.0.lock().unwrap(), ["unassign"]);
+    }
+}
