@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use common::{Fate, SourceLog, TargetLog, tp};
 use ferry_engine::coalesce::Coalesce;
 use ferry_engine::flow::machine::{Outgoing, PartitionMachine};
-use ferry_engine::flow::scan::{ResumeScan, ScanStep};
+use ferry_engine::flow::scan::{ResumeDoubt, ResumeScan, ScanStep, after_target_truncation};
 use ferry_engine::inflight::{Committed, EntryId};
 use ferry_engine::offset_map::OffsetMap;
 use ferry_engine::offset_store::RunJournal;
@@ -69,6 +69,9 @@ enum Step {
     Checkpoint,
     /// kill -9: everything not yet appended or checkpointed is gone.
     Crash,
+    /// The target loses its last batches, acknowledged or not (an unclean
+    /// leader election), and ferry restarts (issue 14 item 9).
+    TruncateTarget(usize),
 }
 
 /// The target's `max.message.bytes` in the simulation: small, so that
@@ -106,6 +109,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(pick, duplicate)| Step::Ack { pick, duplicate }),
         1 => Just(Step::Checkpoint),
         1 => Just(Step::Crash),
+        1 => (1..4usize).prop_map(Step::TruncateTarget),
     ]
 }
 
@@ -148,6 +152,8 @@ struct World {
     process: Process,
     /// How big the resume scanner's source fetches are.
     scan_fetch: usize,
+    /// Truncations of the target simulated.
+    truncations: usize,
 }
 
 impl World {
@@ -177,7 +183,32 @@ impl World {
                 acks: Vec::new(),
             },
             scan_fetch,
+            truncations: 0,
         }
+    }
+
+    /// Whether a restart after the target loses its last `batches` finds
+    /// the first lost record exactly. It does unless the map holds only an
+    /// anchor there (a stretch a restart could not map exactly): resuming
+    /// at the anchor re-sends a few records, duplicates rather than loss,
+    /// which this simulation's exactness check would count as a failure.
+    fn truncation_is_exact(&self, batches: usize) -> bool {
+        let mut target = self.target.clone();
+        target.truncate_batches(batches);
+        let (committed, map) = &self.checkpoint;
+        let end = target.end();
+        let Some(checkpointed) = committed.target_offset.filter(|&t| t > end) else {
+            return true; // the normal tail scan
+        };
+        let Ok(resume) = after_target_truncation(map, end, (committed.source_offset, checkpointed))
+        else {
+            return false;
+        };
+        let index = usize::try_from(end).unwrap();
+        let expected = &self.source.expected;
+        let after_kept = index.checked_sub(1).map_or(i64::MIN, |i| expected[i].0);
+        let first_lost = expected.get(index).map_or(self.source.end, |e| e.0);
+        after_kept < resume && resume <= first_lost
     }
 
     fn step(&mut self, step: Step) {
@@ -215,6 +246,13 @@ impl World {
                 self.checkpoint = (p.machine.committed(), self.journal.map().clone());
             }
             Step::Crash => self.restart(),
+            Step::TruncateTarget(batches) => {
+                if self.truncation_is_exact(batches) {
+                    self.target.truncate_batches(batches);
+                    self.truncations += 1;
+                    self.restart();
+                }
+            }
         }
         self.process.machine.journal_into(&mut self.journal);
         // Idle (everything planned is acknowledged): the committed position
@@ -236,9 +274,15 @@ impl World {
         let (committed, map) = self.checkpoint.clone();
         let target_end = self.target.end();
         let checkpoint = (committed.source_offset, committed.target_offset);
-        let position = match ResumeScan::new(tp(), checkpoint, target_end, self.config).unwrap() {
-            None => committed.source_offset,
-            Some(mut scan) => {
+        let scan = ResumeScan::new(tp(), checkpoint, target_end, self.config);
+        let position = match scan {
+            Err(ResumeDoubt::TargetBehindCheckpoint { checkpointed, .. }) => {
+                after_target_truncation(&map, target_end, (committed.source_offset, checkpointed))
+                    .unwrap()
+            }
+            Err(why) => panic!("resume doubted: {why}"),
+            Ok(None) => committed.source_offset,
+            Ok(Some(mut scan)) => {
                 scan.target_tail(&self.target.tail(), target_end).unwrap();
                 let mut step = scan.first_step();
                 loop {
@@ -262,7 +306,8 @@ impl World {
                     .map(|t| (committed.source_offset, t))
             });
         let anchor = mapped_to.filter(|&end| end != (position, target_end));
-        if let Some((s, t)) = anchor {
+        // The machine drops an anchor past the start (a truncated target).
+        if let Some((s, t)) = anchor.filter(|&(s, t)| s <= position && t <= target_end) {
             self.anchors.push((s, t, position));
         }
         self.journal = RunJournal::with_map(map, Vec::new());
@@ -280,6 +325,8 @@ impl World {
             producer: VecDeque::new(),
             acks: Vec::new(),
         };
+        // The flow checkpoints a partition's start on both sides at once.
+        self.step(Step::Checkpoint);
     }
 
     /// Runs to the end of the source with nothing lost on the way.

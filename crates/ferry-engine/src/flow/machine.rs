@@ -80,7 +80,10 @@ impl PartitionMachine {
     /// A machine for `tp` whose next source offset is `position` and whose
     /// target partition ends at `target_end` (where the next batch lands).
     /// `anchor`: source and target offsets from which the map is not known
-    /// exactly up to `position` (a restart after a crash).
+    /// exactly up to `position` (a restart after a crash). An anchor past
+    /// the start on either side is stale (the target lost records since
+    /// it was written, see [`super::scan::after_target_truncation`]) and
+    /// is dropped: the runs from here on replace what the map held.
     pub fn new(
         tp: TopicPartition,
         position: i64,
@@ -90,6 +93,7 @@ impl PartitionMachine {
         anchor: Option<(i64, i64)>,
     ) -> Result<Self, EngineError> {
         let mut map = OffsetMap::new();
+        let anchor = anchor.filter(|&(source, target)| source <= position && target <= target_end);
         if let Some((source, target)) = anchor {
             map.record_anchor(source, target)
                 .map_err(|e| EngineError::Internal {

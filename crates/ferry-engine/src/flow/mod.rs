@@ -492,9 +492,10 @@ pub async fn run_flow(
                 .map(|assignment| {
                     let (spec, source, target) = (&spec, &source, &target);
                     let checkpoint = checkpoints.get(&assignment.source);
+                    let map = persisted_maps.get(&assignment.source).map(|l| &l.map);
                     async move {
                         let position =
-                            start_position(spec, source, target, &assignment, checkpoint).await;
+                            start_position(spec, source, target, &assignment, checkpoint, map).await;
                         (assignment, position)
                     }
                 })
@@ -666,6 +667,7 @@ async fn start_position(
     target: &Client,
     assignment: &discovery::Assignment,
     checkpoint: Option<&CheckpointValue>,
+    persisted_map: Option<&crate::offset_map::OffsetMap>,
 ) -> Result<(i64, i64), ferry_client::ClientError> {
     let position = match checkpoint {
         Some(c) => {
@@ -678,9 +680,9 @@ async fn start_position(
             resume::resume_position(
                 source,
                 target,
-                &assignment.source,
-                &assignment.target,
+                (&assignment.source, &assignment.target),
                 (c.source_offset, c.target_offset),
+                persisted_map,
                 config,
             )
             .await

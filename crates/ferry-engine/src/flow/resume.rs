@@ -7,29 +7,41 @@ use std::time::Duration;
 
 use ferry_client::{Client, FetchOptions, OffsetSpec, TopicPartition};
 
-use super::scan::{ResumeDoubt, ResumeScan, ScanStep, Side};
+use super::scan::{ResumeDoubt, ResumeScan, ScanStep, Side, after_target_truncation};
+use crate::offset_map::OffsetMap;
 use crate::plan::PlanConfig;
 
 /// The source offset to resume `source` at, given its checkpoint
-/// (`source_offset`, `target_offset`).
+/// (`source_offset`, `target_offset`) and its persisted offset map (to
+/// find where a target that lost acknowledged records ends on the source).
 pub(super) async fn resume_position(
     source_client: &Client,
     target_client: &Client,
-    source: &TopicPartition,
-    target: &TopicPartition,
+    (source, target): (&TopicPartition, &TopicPartition),
     checkpoint: (i64, Option<i64>),
+    map: Option<&OffsetMap>,
     config: PlanConfig,
 ) -> i64 {
     let source_offset = checkpoint.0;
     let found = find_resume(
         source_client,
         target_client,
-        source,
-        target,
+        (source, target),
         checkpoint,
+        map,
         config,
     );
     match found.await {
+        Ok(position) if position < source_offset => {
+            tracing::warn!(
+                partition = %source,
+                target = %target,
+                checkpoint = source_offset,
+                resume = position,
+                "the target lost acknowledged records (truncated under ferry); mirroring them again from the first one lost"
+            );
+            position
+        }
         Ok(position) if position != source_offset => {
             tracing::info!(
                 partition = %source,
@@ -55,9 +67,9 @@ pub(super) async fn resume_position(
 async fn find_resume(
     source_client: &Client,
     target_client: &Client,
-    source: &TopicPartition,
-    target: &TopicPartition,
+    (source, target): (&TopicPartition, &TopicPartition),
     checkpoint: (i64, Option<i64>),
+    map: Option<&OffsetMap>,
     config: PlanConfig,
 ) -> Result<i64, ResumeDoubt> {
     let unreadable = |side| {
@@ -76,7 +88,12 @@ async fn find_resume(
             side: Side::Target,
             detail: "no end offset for the partition".into(),
         })?;
-    let Some(mut scan) = ResumeScan::new(source.clone(), checkpoint, target_end, config)? else {
+    let scan = ResumeScan::new(source.clone(), checkpoint, target_end, config);
+    if let (Err(ResumeDoubt::TargetBehindCheckpoint { checkpointed, .. }), Some(map)) = (&scan, map)
+    {
+        return after_target_truncation(map, target_end, (checkpoint.0, *checkpointed));
+    }
+    let Some(mut scan) = scan? else {
         return Ok(checkpoint.0);
     };
     // The target's last batch, to confirm the match at the end: a fetch at

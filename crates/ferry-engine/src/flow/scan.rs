@@ -17,6 +17,7 @@ use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::record::Record;
 use ferry_wire::txn::AbortedTxn;
 
+use crate::offset_map::OffsetMap;
 use crate::plan::{PartitionPlanner, Plan, PlanConfig, TopicPartition};
 
 /// Stop looking after this many source bytes: far more than a checkpoint
@@ -55,6 +56,10 @@ pub enum ResumeDoubt {
         "the target's last record differs from the source record at offset {source_offset} it should be"
     )]
     LastRecordDiffers { source_offset: i64 },
+    #[error(
+        "the target partition ends at {target_end}, before the checkpointed {checkpointed}, and the offset map does not reach down there"
+    )]
+    TruncatedBelowMap { target_end: i64, checkpointed: i64 },
     #[error("the target's last batch holds no readable record")]
     NoTargetRecord,
     #[error("the target's tail spans more than {limit} source bytes")]
@@ -236,6 +241,38 @@ impl ResumeScan {
     }
 }
 
+/// The target lost acknowledged records: it ends at `target_end`, below
+/// the checkpointed target offset (an unclean leader election or a disk
+/// lost on the target). The exact offset map says which source record
+/// landed at `target_end`: mirroring resumes there, so the lost records are
+/// written again and nothing after them twice. Where the map only holds an
+/// anchor there, resuming at the anchor's source re-sends a few records
+/// (duplicates rather than loss), as it does past the map's last run (the
+/// map is written before the checkpoint, so it reaches the checkpoint at
+/// least by an anchor). A map that does not reach down to `target_end`
+/// cannot say: the caller falls back to the checkpoint.
+pub fn after_target_truncation(
+    map: &OffsetMap,
+    target_end: i64,
+    checkpoint: (i64, i64),
+) -> Result<i64, ResumeDoubt> {
+    let (source_offset, checkpointed) = checkpoint;
+    let doubt = ResumeDoubt::TruncatedBelowMap {
+        target_end,
+        checkpointed,
+    };
+    if map
+        .runs()
+        .next()
+        .is_none_or(|first| first.target > target_end)
+    {
+        return Err(doubt);
+    }
+    map.translate_back(target_end)
+        .filter(|&s| s <= source_offset)
+        .ok_or(doubt)
+}
+
 fn nth_record(batch: &RecordBatch, i: usize) -> Option<Record> {
     batch.records(DECODE_LIMIT).ok()?.nth(i)?.ok()
 }
@@ -243,4 +280,39 @@ fn nth_record(batch: &RecordBatch, i: usize) -> Option<Record> {
 /// Offsets differ between the clusters; nothing else may.
 fn same_record(a: &Record, b: &Record) -> bool {
     a.key == b.key && a.value == b.value && a.headers == b.headers && a.timestamp == b.timestamp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_target_resumes_at_the_first_lost_record() {
+        let mut map = OffsetMap::new();
+        map.record(0, 0, 10).unwrap(); // source 0..10 -> target 0..10
+        map.record(12, 10, 5).unwrap(); // 10, 11: an aborted record and its marker
+        map.record_anchor(20, 15).unwrap(); // 17..20 gone somewhere in 15..
+        map.record(25, 18, 5).unwrap();
+        let resume = |end| after_target_truncation(&map, end, (30, 23));
+        assert_eq!(resume(4), Ok(4), "inside a run: exact");
+        assert_eq!(resume(10), Ok(12), "after a gap: the next mirrored record");
+        assert_eq!(
+            resume(16),
+            Ok(20),
+            "in an anchor's stretch: re-send from it"
+        );
+        assert_eq!(resume(20), Ok(27));
+        assert_eq!(resume(0), Ok(0));
+        // A map that starts above the truncation point cannot say.
+        let mut late = OffsetMap::new();
+        late.record(100, 50, 10).unwrap();
+        assert_eq!(
+            after_target_truncation(&late, 40, (110, 60)),
+            Err(ResumeDoubt::TruncatedBelowMap {
+                target_end: 40,
+                checkpointed: 60
+            })
+        );
+        assert!(after_target_truncation(&OffsetMap::new(), 0, (5, 5)).is_err());
+    }
 }

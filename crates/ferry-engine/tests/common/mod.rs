@@ -319,6 +319,17 @@ impl TargetLog {
         base
     }
 
+    /// The target loses its last `batches` batches (an unclean leader
+    /// election: logs are truncated at batch boundaries).
+    pub fn truncate_batches(&mut self, batches: usize) {
+        for _ in 0..batches.min(self.batches.len()) {
+            let last = self.batches.pop().unwrap();
+            let count = RecordBatch::new(last).unwrap().header().record_count;
+            let keep = self.records.len() - usize::try_from(count).unwrap();
+            self.records.truncate(keep);
+        }
+    }
+
     /// What a fetch at the last offset returns: the last batch.
     pub fn tail(&self) -> Bytes {
         self.batches.last().cloned().unwrap_or_default()
