@@ -200,6 +200,9 @@ impl World {
         let Some(checkpointed) = committed.target_offset.filter(|&t| t > end) else {
             return true; // the normal tail scan
         };
+        if end == 0 {
+            return false; // taken as a target deleted on purpose: not re-mirrored
+        }
         let Ok(resume) = after_target_truncation(map, end, (committed.source_offset, checkpointed))
         else {
             return false;

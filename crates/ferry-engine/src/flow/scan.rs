@@ -251,12 +251,23 @@ impl ResumeScan {
 /// map is written before the checkpoint, so it reaches the checkpoint at
 /// least by an anchor). A map that does not reach down to `target_end`
 /// cannot say: the caller falls back to the checkpoint.
+///
+/// An empty target partition is taken as a target topic deleted and
+/// created again on purpose (docs/guarantees.md, "target topic deleted"):
+/// what was deleted with it is not copied again, mirroring goes on from
+/// the checkpoint.
 pub fn after_target_truncation(
     map: &OffsetMap,
     target_end: i64,
     checkpoint: (i64, i64),
 ) -> Result<i64, ResumeDoubt> {
     let (source_offset, checkpointed) = checkpoint;
+    if target_end == 0 {
+        return Err(ResumeDoubt::TargetBehindCheckpoint {
+            target_end,
+            checkpointed,
+        });
+    }
     let doubt = ResumeDoubt::TruncatedBelowMap {
         target_end,
         checkpointed,
@@ -302,7 +313,11 @@ mod tests {
             "in an anchor's stretch: re-send from it"
         );
         assert_eq!(resume(20), Ok(27));
-        assert_eq!(resume(0), Ok(0));
+        assert_eq!(resume(1), Ok(1));
+        assert!(
+            matches!(resume(0), Err(ResumeDoubt::TargetBehindCheckpoint { .. })),
+            "an empty target: deleted and created again on purpose"
+        );
         // A map that starts above the truncation point cannot say.
         let mut late = OffsetMap::new();
         late.record(100, 50, 10).unwrap();
@@ -313,6 +328,6 @@ mod tests {
                 checkpointed: 60
             })
         );
-        assert!(after_target_truncation(&OffsetMap::new(), 0, (5, 5)).is_err());
+        assert!(after_target_truncation(&OffsetMap::new(), 2, (5, 5)).is_err());
     }
 }
