@@ -296,8 +296,11 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
     /// position they lead to is published).
     fn journal(&self, machine: &mut PartitionMachine) {
         let mut journals = lock(&self.journals);
-        // The flow inserts each partition's journal before starting it.
-        machine.journal_into(journals.entry(self.source.clone()).or_default());
+        match journals.get_mut(&self.source) {
+            Some(journal) => machine.journal_into(journal),
+            // The flow inserts each partition's journal before starting it.
+            None => machine.journal_into(journals.entry(self.source.clone()).or_default()),
+        }
     }
 
     fn publish(&self, machine: &PartitionMachine) {
