@@ -39,7 +39,7 @@ fn sample() -> SourceLog {
 }
 
 /// Runs a scan to its answer, feeding `per_fetch` batches at a time.
-fn run(mut scan: ResumeScan, source: &SourceLog, per_fetch: usize) -> ScanStep {
+fn run(scan: &mut ResumeScan, source: &SourceLog, per_fetch: usize) -> ScanStep {
     let mut step = scan.first_step();
     while let ScanStep::NeedMore(at) = step {
         let data = source.fetch(at, per_fetch);
@@ -81,12 +81,17 @@ fn finds_the_source_offset_after_every_target_tail() {
         for per_fetch in [1, 2, 50] {
             let mut s = scan(0, 0, &cut_target).unwrap().unwrap();
             s.target_tail(&cut_target.tail(), cut_target.end()).unwrap();
-            let found = run(s, &source, per_fetch);
+            let found = run(&mut s, &source, per_fetch);
             assert_eq!(
                 found,
                 ScanStep::Found(want),
                 "cut after {cut}, {per_fetch} per fetch"
             );
+            // The tail is mapped exactly, record by record.
+            for (t, (o, _)) in source.expected[..cut].iter().enumerate() {
+                assert_eq!(s.tail_map().translate(*o), Some(t as i64), "offset {o}");
+            }
+            assert_eq!(s.tail_map().end().unwrap().1, cut as i64);
         }
     }
 }
@@ -149,7 +154,7 @@ fn doubt_source_ends_before_the_tail() {
     let mut s = scan(0, 0, &target).unwrap().unwrap();
     s.target_tail(&target.tail(), target.end()).unwrap();
     assert_eq!(
-        run(s, &source, 4),
+        run(&mut s, &source, 4),
         ScanStep::Doubt(ResumeDoubt::SourceEnds { at: source.end })
     );
 }
@@ -174,7 +179,7 @@ fn doubt_last_record_differs() {
     s.target_tail(&target.tail(), target.end()).unwrap();
     let last_source = source.expected.last().unwrap().0;
     assert_eq!(
-        run(s, &source, 2),
+        run(&mut s, &source, 2),
         ScanStep::Doubt(ResumeDoubt::LastRecordDiffers {
             source_offset: last_source
         })
@@ -210,7 +215,7 @@ fn doubt_too_far() {
     let mut s = scan(0, 0, &target).unwrap().unwrap().with_limit(4096);
     s.target_tail(&target.tail(), target.end()).unwrap();
     assert_eq!(
-        run(s, &source, 2),
+        run(&mut s, &source, 2),
         ScanStep::Doubt(ResumeDoubt::TooFar { limit: 4096 })
     );
 }

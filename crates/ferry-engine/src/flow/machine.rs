@@ -111,6 +111,16 @@ impl PartitionMachine {
         })
     }
 
+    /// Records where the records before the start landed when a restart
+    /// knows it exactly (the resume scan's tail map): it replaces the
+    /// anchor over the same stretch, so the map stays exact across a crash.
+    pub fn with_known_tail(mut self, tail: &OffsetMap) -> Result<Self, EngineError> {
+        for run in tail.runs() {
+            self.map.record_run(*run).map_err(|e| self.internal(&e))?;
+        }
+        Ok(self)
+    }
+
     /// The position that may be checkpointed.
     pub fn committed(&self) -> Committed {
         self.inflight.committed()

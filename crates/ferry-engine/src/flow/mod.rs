@@ -505,7 +505,7 @@ pub async fn run_flow(
                 for (assignment, position) in positions_found {
                     // A partition that cannot start now (a broker restarting)
                     // is tried again at the next discovery.
-                    let (position, target_end) = match position {
+                    let (position, target_end, tail) = match position {
                         Ok(p) => p,
                         Err(e) => {
                             pending += 1;
@@ -570,6 +570,7 @@ pub async fn run_flow(
                         positions: Arc::clone(&positions),
                         journals: Arc::clone(&journals),
                         anchor,
+                        tail,
                         stats: Arc::clone(&stats),
                         stop: stop_rx.clone(),
                     };
@@ -668,8 +669,8 @@ async fn start_position(
     assignment: &discovery::Assignment,
     checkpoint: Option<&CheckpointValue>,
     persisted_map: Option<&crate::offset_map::OffsetMap>,
-) -> Result<(i64, i64), ferry_client::ClientError> {
-    let position = match checkpoint {
+) -> Result<(i64, i64, Option<crate::offset_map::OffsetMap>), ferry_client::ClientError> {
+    let (position, tail) = match checkpoint {
         Some(c) => {
             let config = crate::plan::PlanConfig {
                 verify_crc: spec.tuning.verify_crc,
@@ -687,7 +688,10 @@ async fn start_position(
             )
             .await
         }
-        None => start_offset(source, &assignment.source, spec.start).await?,
+        None => (
+            start_offset(source, &assignment.source, spec.start).await?,
+            None,
+        ),
     };
     let t = &assignment.target;
     let target_end = target
@@ -695,7 +699,7 @@ async fn start_position(
         .await?
         .first()
         .map_or(0, |(_, o)| *o);
-    Ok((position, target_end))
+    Ok((position, target_end, tail))
 }
 
 /// The first offset for a partition without a checkpoint.

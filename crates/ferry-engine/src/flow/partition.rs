@@ -22,6 +22,7 @@ use super::{FlowSpec, FlowStats, Positions, lock};
 use crate::EngineError;
 use crate::inflight::EntryId;
 use crate::metrics::{AckedBatch, BatchPath, PartitionMetrics};
+use crate::offset_map::OffsetMap;
 use crate::plan::PlanConfig;
 
 /// Resolves when the target acknowledges one batch.
@@ -98,6 +99,9 @@ pub(super) struct PartitionTask<F: FetchControl = SourceFetcher, P = IdempotentP
     /// Source and target offsets from which the map is not known exactly
     /// up to `position` (a restart after a crash): recorded as an anchor.
     pub anchor: Option<(i64, i64)>,
+    /// Where the records the resume found on the target came from, exactly
+    /// (recorded over the anchor's stretch).
+    pub tail: Option<OffsetMap>,
     pub stats: Arc<FlowStats>,
     pub stop: watch::Receiver<bool>,
 }
@@ -159,6 +163,9 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
             self.spec.tuning.coalesce,
             self.anchor,
         )?;
+        if let Some(tail) = &self.tail {
+            machine = machine.with_known_tail(tail)?;
+        }
         self.journal(&mut machine);
         let mut acks: FuturesOrdered<AckResultFuture> = FuturesOrdered::new();
         let mut metrics = self.spec.metrics.partition(&self.source);
@@ -530,6 +537,7 @@ mod tests {
             positions: Arc::clone(positions),
             journals: super::super::Journals::default(),
             anchor: None,
+            tail: None,
             stats: Arc::new(FlowStats::default()),
             stop,
         }

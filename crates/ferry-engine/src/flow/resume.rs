@@ -14,6 +14,8 @@ use crate::plan::PlanConfig;
 /// The source offset to resume `source` at, given its checkpoint
 /// (`source_offset`, `target_offset`) and its persisted offset map (to
 /// find where a target that lost acknowledged records ends on the source).
+/// With the position comes, when the target's tail was matched, where each
+/// of its records came from (see [`ResumeScan::tail_map`]).
 pub(super) async fn resume_position(
     source_client: &Client,
     target_client: &Client,
@@ -21,7 +23,7 @@ pub(super) async fn resume_position(
     checkpoint: (i64, Option<i64>),
     map: Option<&OffsetMap>,
     config: PlanConfig,
-) -> i64 {
+) -> (i64, Option<OffsetMap>) {
     let source_offset = checkpoint.0;
     let found = find_resume(
         source_client,
@@ -32,7 +34,7 @@ pub(super) async fn resume_position(
         config,
     );
     match found.await {
-        Ok(position) if position < source_offset => {
+        Ok((position, tail)) if position < source_offset => {
             tracing::warn!(
                 partition = %source,
                 target = %target,
@@ -40,18 +42,18 @@ pub(super) async fn resume_position(
                 resume = position,
                 "the target lost acknowledged records (truncated under ferry); mirroring them again from the first one lost"
             );
-            position
+            (position, tail)
         }
-        Ok(position) if position != source_offset => {
+        Ok((position, tail)) if position != source_offset => {
             tracing::info!(
                 partition = %source,
                 checkpoint = source_offset,
                 resume = position,
                 "the target already holds batches produced after the last checkpoint; resuming after them"
             );
-            position
+            (position, tail)
         }
-        Ok(_) => source_offset,
+        Ok(_) => (source_offset, None),
         Err(why) => {
             tracing::warn!(
                 partition = %source,
@@ -59,7 +61,7 @@ pub(super) async fn resume_position(
                 reason = %why,
                 "cannot match the target's tail with the source; resuming at the checkpoint (records after it may be duplicated)"
             );
-            source_offset
+            (source_offset, None)
         }
     }
 }
@@ -71,7 +73,7 @@ async fn find_resume(
     checkpoint: (i64, Option<i64>),
     map: Option<&OffsetMap>,
     config: PlanConfig,
-) -> Result<i64, ResumeDoubt> {
+) -> Result<(i64, Option<OffsetMap>), ResumeDoubt> {
     let unreadable = |side| {
         move |e: ferry_client::ClientError| ResumeDoubt::Unreadable {
             side,
@@ -91,10 +93,11 @@ async fn find_resume(
     let scan = ResumeScan::new(source.clone(), checkpoint, target_end, config);
     if let (Err(ResumeDoubt::TargetBehindCheckpoint { checkpointed, .. }), Some(map)) = (&scan, map)
     {
-        return after_target_truncation(map, target_end, (checkpoint.0, *checkpointed));
+        return after_target_truncation(map, target_end, (checkpoint.0, *checkpointed))
+            .map(|position| (position, None));
     }
     let Some(mut scan) = scan? else {
-        return Ok(checkpoint.0);
+        return Ok((checkpoint.0, None));
     };
     // The target's last batch, to confirm the match at the end: a fetch at
     // the last offset returns that batch whole, whatever its size.
@@ -127,7 +130,7 @@ async fn find_resume(
                     fetched.aborted_transactions.iter().copied(),
                 );
             }
-            ScanStep::Found(position) => return Ok(position),
+            ScanStep::Found(position) => return Ok((position, Some(scan.tail_map().clone()))),
             ScanStep::Doubt(why) => return Err(why),
         }
     }

@@ -17,7 +17,8 @@ use ferry_wire::batch::{BatchIter, FetchedBatch, RecordBatch};
 use ferry_wire::record::Record;
 use ferry_wire::txn::AbortedTxn;
 
-use crate::offset_map::OffsetMap;
+use crate::inflight::Mapping;
+use crate::offset_map::{OffsetMap, OutOfOrder};
 use crate::plan::{PartitionPlanner, Plan, PlanConfig, TopicPartition};
 
 /// Stop looking after this many source bytes: far more than a checkpoint
@@ -86,6 +87,9 @@ pub struct ResumeScan {
     planner: PartitionPlanner,
     /// Target records not yet matched with source records.
     remaining: i64,
+    /// The tail's records mapped so far, and the target offset of the next.
+    tail: OffsetMap,
+    cursor: i64,
     scanned: usize,
     limit: usize,
     last_target: Option<Record>,
@@ -121,6 +125,8 @@ impl ResumeScan {
         Ok(Some(Self {
             planner: PartitionPlanner::new(source, source_offset, config),
             remaining: target_end - checkpointed,
+            tail: OffsetMap::new(),
+            cursor: checkpointed,
             scanned: 0,
             limit: MAX_SCAN_BYTES,
             last_target: None,
@@ -209,6 +215,13 @@ impl ResumeScan {
     fn count(&mut self, next_offset: i64, plan: Plan) -> Option<ScanStep> {
         for produced in plan.produced(next_offset) {
             let count = produced.mapping.records();
+            let mapped = count.min(self.remaining);
+            if self.map_tail(&produced.mapping, mapped).is_err() {
+                return Some(ScanStep::Doubt(ResumeDoubt::BadSourceBatch {
+                    offset: produced.next_offset,
+                    detail: "its records do not follow the ones before".into(),
+                }));
+            }
             if self.remaining > count {
                 self.remaining -= count;
                 continue;
@@ -238,6 +251,30 @@ impl ResumeScan {
             });
         }
         None
+    }
+
+    /// Records that the first `n` records of a counted batch landed at the
+    /// cursor.
+    fn map_tail(&mut self, mapping: &Mapping, n: i64) -> Result<(), OutOfOrder> {
+        match mapping {
+            Mapping::Contiguous { source_base, .. } => {
+                self.tail.record(*source_base, self.cursor, n)?;
+            }
+            Mapping::Records(offsets) => {
+                let n = usize::try_from(n).unwrap_or(0).min(offsets.len());
+                self.tail.record_offsets(&offsets[..n], self.cursor)?;
+            }
+            Mapping::None => {}
+        }
+        self.cursor += n;
+        Ok(())
+    }
+
+    /// Where each record of the target's tail came from, exactly (complete
+    /// once the scan found its answer): recorded instead of an anchor, the
+    /// offset map stays exact across a crash.
+    pub fn tail_map(&self) -> &OffsetMap {
+        &self.tail
     }
 }
 
