@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_client::{
-    Ack, Client, ClientError, IdempotentProducer, KafkaCode, OffsetSpec, SourceFetcher,
-    TopicPartition,
+    Ack, Client, ClientError, IdempotentProducer, KafkaCode, OffsetSpec, PartitionData,
+    SourceFetcher, TopicPartition,
 };
 use ferry_wire::batch::{BatchHeader, RecordBatch};
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -149,23 +149,7 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
     }
 
     async fn pipeline(mut self, mut rx: QueueReceiver<F>) -> Result<(), EngineError> {
-        let config = PlanConfig {
-            verify_crc: self.spec.tuning.verify_crc,
-            max_batch_bytes: self.max_batch_bytes,
-            reencode_compression: self.spec.tuning.reencode_compression,
-            ..PlanConfig::default()
-        };
-        let mut machine = PartitionMachine::new(
-            self.source.clone(),
-            self.position,
-            self.target_position,
-            config,
-            self.spec.tuning.coalesce,
-            self.anchor,
-        )?;
-        if let Some(tail) = &self.tail {
-            machine = machine.with_known_tail(tail)?;
-        }
+        let mut machine = self.machine()?;
         self.journal(&mut machine);
         let mut acks: FuturesOrdered<AckResultFuture> = FuturesOrdered::new();
         let mut metrics = self.spec.metrics.partition(&self.source);
@@ -198,34 +182,16 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
             tokio::select! {
                 biased;
                 Some(done) = acks.next(), if !acks.is_empty() => {
-                    let done: AckResult = done;
-                    let ack = match done.result {
-                        Ok(ack) => ack,
-                        Err(e) => {
-                            metrics.failed();
-                            self.spec.metrics.error("produce", e.kafka_code().and_then(KafkaCode::name));
-                            return Err(self.produce_error(done.source_offset, e));
-                        }
-                    };
-                    let now = now_ms();
-                    metrics.acknowledged(
-                        &AckedBatch { produce_time: done.sent_at.elapsed(), ..done.batch },
-                        now,
-                    );
+                    self.acknowledged(done, &mut machine, &mut metrics)?;
                     if draining {
                         drain_deadline = Some(tokio::time::Instant::now() + DRAIN_STALL);
                     }
-                    let committed = machine.on_ack(done.id, ack.base_offset)?;
-                    self.journal(&mut machine);
-                    metrics.mirrored(committed.source_offset, now);
-                    self.publish(&machine);
                 }
                 () = sleep_until(drain_deadline), if draining => {
                     tracing::warn!(
                         partition = %self.source,
                         target = %self.target,
                         unacknowledged = acks.len(),
-                        unsent = machine.unsent(),
                         position = machine.committed().source_offset,
                         "no acknowledgement from the target for {DRAIN_STALL:?} while stopping; \
                          stopping without the rest (the position stays at the last acknowledged batch)"
@@ -251,31 +217,7 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
                         stopping = true;
                         continue;
                     };
-                    let outcome = match machine.on_fetched(&data) {
-                        Ok(Some(outcome)) => outcome,
-                        Ok(None) => {
-                            self.spec.metrics.error("partition", KafkaCode::OFFSET_OUT_OF_RANGE.name());
-                            self.retention_gap(&mut machine, &mut metrics).await?;
-                            continue;
-                        }
-                        Err(e) => {
-                            if let Some(code) = data.error {
-                                self.spec.metrics.error("partition", code.name());
-                            }
-                            return Err(e);
-                        }
-                    };
-                    if outcome.stale {
-                        continue;
-                    }
-                    metrics.fetched(data.high_watermark, data.last_stable_offset, now_ms());
-                    for _ in 0..outcome.skipped {
-                        self.stats.skipped();
-                        metrics.skipped();
-                    }
-                    self.journal(&mut machine);
-                    self.publish(&machine);
-                    if let Some(e) = outcome.failure {
+                    if let Some(e) = self.fetched(&data, &mut machine, &mut metrics).await? {
                         failed = Some(e);
                         stopping = true;
                         self.fetcher.unassign(&self.source);
@@ -286,6 +228,88 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
         self.journal(&mut machine);
         self.publish(&machine);
         failed.map_or(Ok(()), Err)
+    }
+
+    fn machine(&self) -> Result<PartitionMachine, EngineError> {
+        let config = PlanConfig {
+            verify_crc: self.spec.tuning.verify_crc,
+            max_batch_bytes: self.max_batch_bytes,
+            reencode_compression: self.spec.tuning.reencode_compression,
+            ..PlanConfig::default()
+        };
+        let machine = PartitionMachine::new(
+            self.source.clone(),
+            self.position,
+            self.target_position,
+            config,
+            self.spec.tuning.coalesce,
+            self.anchor,
+        )?;
+        match &self.tail {
+            Some(tail) => machine.with_known_tail(tail),
+            None => Ok(machine),
+        }
+    }
+
+    /// Settles one acknowledgement: the position moves on, or (the target
+    /// refused the batch for good) the partition stops.
+    fn acknowledged(
+        &self,
+        done: AckResult,
+        machine: &mut PartitionMachine,
+        metrics: &mut PartitionMetrics,
+    ) -> Result<(), EngineError> {
+        let ack = match done.result {
+            Ok(ack) => ack,
+            Err(e) => {
+                metrics.failed();
+                let code = e.kafka_code().and_then(KafkaCode::name);
+                self.spec.metrics.error("produce", code);
+                return Err(self.produce_error(done.source_offset, e));
+            }
+        };
+        let now = now_ms();
+        let produce_time = done.sent_at.elapsed();
+        metrics.acknowledged(
+            &AckedBatch {
+                produce_time,
+                ..done.batch
+            },
+            now,
+        );
+        let committed = machine.on_ack(done.id, ack.base_offset)?;
+        self.journal(machine);
+        metrics.mirrored(committed.source_offset, now);
+        self.publish(machine);
+        Ok(())
+    }
+
+    /// Plans one fetch into the machine. `Ok(Some(error))`: a bad source
+    /// batch; the batches before it are still sent, then the partition stops.
+    async fn fetched(
+        &self,
+        data: &PartitionData,
+        machine: &mut PartitionMachine,
+        metrics: &mut PartitionMetrics,
+    ) -> Result<Option<EngineError>, EngineError> {
+        if let Some(code) = data.error {
+            self.spec.metrics.error("partition", code.name());
+        }
+        let Some(outcome) = machine.on_fetched(data)? else {
+            self.retention_gap(machine, metrics).await?;
+            return Ok(None);
+        };
+        if outcome.stale {
+            return Ok(None);
+        }
+        metrics.fetched(data.high_watermark, data.last_stable_offset, now_ms());
+        for _ in 0..outcome.skipped {
+            self.stats.skipped();
+            metrics.skipped();
+        }
+        self.journal(machine);
+        self.publish(machine);
+        Ok(outcome.failure)
     }
 
     /// Flow counters for one batch handed to the producer.
