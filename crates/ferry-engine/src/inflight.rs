@@ -23,6 +23,34 @@ pub enum Mapping {
     None,
 }
 
+impl Mapping {
+    /// The source offset of record `i` (counting from 0).
+    pub fn source_offset(&self, i: usize) -> Option<i64> {
+        match self {
+            Self::Contiguous { source_base, count } => i64::try_from(i)
+                .ok()
+                .filter(|i| i < count)
+                .map(|i| source_base + i),
+            Self::Records(offsets) => offsets.get(i).copied(),
+            Self::None => None,
+        }
+    }
+
+    /// The first record's source offset.
+    pub fn first(&self) -> Option<i64> {
+        self.source_offset(0)
+    }
+
+    /// Records mapped.
+    pub fn records(&self) -> i64 {
+        match self {
+            Self::Contiguous { count, .. } => *count,
+            Self::Records(offsets) => i64::try_from(offsets.len()).unwrap_or(i64::MAX),
+            Self::None => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     id: u64,
@@ -121,9 +149,20 @@ impl InFlight {
     pub fn advance(&mut self, map: &mut OffsetMap) -> Result<Committed, OutOfOrder> {
         while let Some(front) = self.entries.front() {
             let Some(target) = front.acked else { break };
+            // A batch acknowledged as DUPLICATE_SEQUENCE_NUMBER comes back
+            // without its offset (the broker no longer remembers it). It is
+            // on the target all the same, right after the batch acknowledged
+            // before it: the idempotent producer appends one partition's
+            // batches in sequence order, ferry is the target partition's only
+            // writer, and skipped entries produce nothing. So it starts where
+            // the committed target offset ends. Without a known target
+            // offset only the source position advances.
+            let target = match (target, &front.mapping) {
+                (t, Mapping::None) => t,
+                (t, _) if t < 0 => self.committed.target_offset.unwrap_or(-1),
+                (t, _) => t,
+            };
             match &front.mapping {
-                // A duplicate acknowledged without its offset (the broker no
-                // longer remembers it): the position still advances.
                 _ if target < 0 => {}
                 Mapping::Contiguous { source_base, count } => {
                     map.record(*source_base, target, *count)?;
@@ -236,5 +275,57 @@ mod tests {
         assert_eq!(f.ack(a, 0), Err(UnknownEntry));
         assert_eq!(f.ack(EntryId(99), 0), Err(UnknownEntry));
         assert_eq!(f.pending(), 0);
+    }
+
+    /// Issue 14 item 17: a batch acknowledged as DUPLICATE_SEQUENCE_NUMBER
+    /// (offset -1) sits right after the batch before it (see `advance`),
+    /// so the committed target offset and the map still cover it.
+    #[test]
+    fn a_duplicate_acknowledged_without_its_offset_lands_after_the_batch_before() {
+        let mut f = InFlight::starting_at(0, 40);
+        let mut map = OffsetMap::new();
+        let a = f.push_pending(
+            3,
+            Mapping::Contiguous {
+                source_base: 0,
+                count: 3,
+            },
+        );
+        f.push_skip(4); // a marker
+        let b = f.push_pending(6, Mapping::Records(vec![4, 5]));
+        let c = f.push_pending(
+            8,
+            Mapping::Contiguous {
+                source_base: 6,
+                count: 2,
+            },
+        );
+        f.ack(a, 40).unwrap();
+        f.ack(b, -1).unwrap();
+        f.ack(c, -1).unwrap();
+        let done = f.advance(&mut map).unwrap();
+        assert_eq!((done.source_offset, done.target_offset), (8, Some(47)));
+        for (source, target) in [
+            (0, 40),
+            (2, 42),
+            (3, 43),
+            (4, 43),
+            (5, 44),
+            (6, 45),
+            (7, 46),
+        ] {
+            assert_eq!(
+                map.translate(source),
+                Some(target),
+                "source offset {source}"
+            );
+        }
+        // Without a known target position nothing can be inferred: the
+        // source position still advances, the target offset stays unknown.
+        let mut f = InFlight::new(0);
+        let a = f.push_pending(1, Mapping::Records(vec![0]));
+        f.ack(a, -1).unwrap();
+        let done = f.advance(&mut OffsetMap::new()).unwrap();
+        assert_eq!((done.source_offset, done.target_offset), (1, None));
     }
 }

@@ -18,6 +18,7 @@ use ferry_wire::txn::{AbortedTxn, AbortedTxnFilter, BatchFate};
 
 use crate::EngineError;
 pub use crate::error::TopicPartition;
+use crate::inflight::Mapping;
 
 /// Settings of the per-batch decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,66 @@ pub enum Plan {
     },
     /// Nothing to produce.
     Skip(SkipReason),
+}
+
+/// One batch a plan produces, with where its records came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Produced {
+    pub batch: RecordBatch,
+    /// The header to produce it under.
+    pub header: BatchHeader,
+    /// The source offsets of its records.
+    pub mapping: Mapping,
+    /// The source offset after this batch: the plan's next offset for its
+    /// last batch, the offset after its last record for the others (a
+    /// split batch commits piece by piece).
+    pub next_offset: i64,
+}
+
+impl Plan {
+    /// The batches this plan produces, in order (none for a skip, and none
+    /// for a re-encoded batch whose records all lie before the position).
+    /// `next_offset` is the source offset after the planned entry. The one
+    /// place where a plan becomes batches: the partition machine sends
+    /// them, the resume scanner counts them.
+    pub fn produced(self, next_offset: i64) -> Vec<Produced> {
+        match self {
+            Plan::Forward { batch, header } => {
+                let h = batch.header();
+                let mapping = Mapping::Contiguous {
+                    source_base: h.base_offset,
+                    count: i64::from(h.last_offset_delta) + 1,
+                };
+                vec![Produced {
+                    batch,
+                    header,
+                    mapping,
+                    next_offset,
+                }]
+            }
+            Plan::Reencode { batches, .. } => {
+                let last = batches.len().saturating_sub(1);
+                batches
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let next = if i == last {
+                            next_offset
+                        } else {
+                            b.source_offsets.last().map_or(next_offset, |o| o + 1)
+                        };
+                        Produced {
+                            header: *b.batch.header(),
+                            batch: b.batch,
+                            mapping: Mapping::Records(b.source_offsets),
+                            next_offset: next,
+                        }
+                    })
+                    .collect()
+            }
+            Plan::Skip(_) => Vec::new(),
+        }
+    }
 }
 
 /// Plans the batches of one source partition, in order, across fetches.

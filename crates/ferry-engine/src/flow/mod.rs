@@ -23,9 +23,11 @@
 //! where the target ends: nothing lost, nothing duplicated.
 
 mod discovery;
+pub mod machine;
 mod partition;
 mod queue;
 mod resume;
+pub mod scan;
 mod start;
 mod stats;
 mod supervisor;

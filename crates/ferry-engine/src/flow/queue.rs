@@ -32,6 +32,22 @@ impl Pausable for SourceFetcher {
     }
 }
 
+/// What a partition task needs from the fetcher besides pausing: seeking
+/// after a retention gap, and letting go of a stopped partition.
+pub(super) trait FetchControl: Pausable {
+    fn assign(&self, tp: TopicPartition, offset: i64);
+    fn unassign(&self, tp: &TopicPartition);
+}
+
+impl FetchControl for SourceFetcher {
+    fn assign(&self, tp: TopicPartition, offset: i64) {
+        SourceFetcher::assign(self, tp, offset);
+    }
+    fn unassign(&self, tp: &TopicPartition) {
+        SourceFetcher::unassign(self, tp);
+    }
+}
+
 /// A queue between the dispatcher and one partition task.
 pub(super) fn partition_queue<F: Pausable + ?Sized>(
     tp: TopicPartition,

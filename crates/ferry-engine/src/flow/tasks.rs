@@ -22,6 +22,7 @@ use crate::EngineError;
 use crate::checkpoint::CheckpointValue;
 use crate::config::StartPosition;
 use crate::inflight::Committed;
+use crate::offset_map::OffsetMap;
 use crate::offset_store::{LoadedMap, RunJournal};
 
 /// What a flow needs to start partition tasks, and the tasks it started.
@@ -126,14 +127,22 @@ impl PartitionTasks {
                     self.spec.start,
                     self.first_start.applies_to(&a.source),
                 );
-                (a, known, from)
+                // The exact map so far (a restart's journal is newer than
+                // what was persisted): resume uses it to find records the
+                // target lost.
+                let map = lock(&self.journals)
+                    .get(&a.source)
+                    .map(|j| j.map().clone())
+                    .or_else(|| self.persisted_maps.get(&a.source).map(|l| l.map.clone()));
+                (a, known, from, map)
             })
             .collect();
         let found: Vec<_> = futures_util::stream::iter(lookups)
-            .map(|(assignment, known, from)| {
+            .map(|(assignment, known, from, map)| {
                 let (spec, source, target) = (&self.spec, &self.source, &self.target);
                 async move {
-                    let position = start_position(spec, source, target, &assignment, from).await;
+                    let position =
+                        start_position(spec, source, target, &assignment, from, map.as_ref()).await;
                     (assignment, known, position)
                 }
             })
@@ -143,8 +152,8 @@ impl PartitionTasks {
         let mut started = false;
         for (assignment, known, position) in found {
             match position {
-                Ok((position, target_end)) => {
-                    self.spawn(assignment, known, position, target_end);
+                Ok((position, target_end, tail)) => {
+                    self.spawn(assignment, known, (position, target_end), tail);
                     started = true;
                 }
                 Err(e) => {
@@ -187,8 +196,8 @@ impl PartitionTasks {
         &mut self,
         assignment: Assignment,
         known: Option<(i64, Option<i64>)>,
-        position: i64,
-        target_end: i64,
+        (position, target_end): (i64, i64),
+        tail: Option<OffsetMap>,
     ) {
         let tp = assignment.source.clone();
         let persisted = self.persisted_maps.get(&tp);
@@ -243,6 +252,7 @@ impl PartitionTasks {
             positions: Arc::clone(&self.positions),
             journals: Arc::clone(&self.journals),
             anchor,
+            tail,
             stats: Arc::clone(&self.stats),
             stop: self.stop.clone(),
         };
@@ -451,8 +461,9 @@ async fn start_position(
     target: &Client,
     assignment: &Assignment,
     from: StartFrom,
-) -> Result<(i64, i64), ferry_client::ClientError> {
-    let position = match from {
+    map: Option<&OffsetMap>,
+) -> Result<(i64, i64, Option<OffsetMap>), ferry_client::ClientError> {
+    let (position, tail) = match from {
         StartFrom::Resume {
             source_offset,
             target_offset,
@@ -466,14 +477,14 @@ async fn start_position(
             super::resume::resume_position(
                 source,
                 target,
-                &assignment.source,
-                &assignment.target,
+                (&assignment.source, &assignment.target),
                 (source_offset, target_offset),
+                map,
                 config,
             )
             .await
         }
-        StartFrom::Lookup(start) => start_offset(source, &assignment.source, start).await?,
+        StartFrom::Lookup(start) => (start_offset(source, &assignment.source, start).await?, None),
     };
     let t = &assignment.target;
     let target_end = target
@@ -481,7 +492,7 @@ async fn start_position(
         .await?
         .first()
         .map_or(0, |(_, o)| *o);
-    Ok((position, target_end))
+    Ok((position, target_end, tail))
 }
 
 /// The first offset for a partition without a known position.
