@@ -6,21 +6,37 @@
 //!
 //! ```text
 //! key   {"flow":"east-to-west","topic":"orders","partition":3}
-//! value {"source_offset":1200,"target_topic":"east.orders","target_offset":1187,"time_ms":1764170000000}
+//! value {"source_offset":1200,"target_topic":"east.orders","target_offset":1187,"time_ms":1764170000000,
+//!        "epoch":4,"seq":118,"source_topic_id":"mB0nBqKSRsO0hD2hy5dJ3w","target_topic_id":"1QkVn7mBQTKb1yXq1y0p2Q"}
 //! ```
 //!
 //! `source_offset` is the next source offset to replicate: everything before
 //! it is on the target. `target_offset` is the target offset after the last
-//! replicated record (null if none was replicated yet).
+//! replicated record (null if none was replicated yet). `time_ms` is the
+//! host's clock, for people only: nothing orders or validates by it.
+//!
+//! `epoch` and `seq` order the writes ([`WriteClock`]): on load the value
+//! with the highest `(epoch, seq)` wins, not the one appended last (a
+//! timed-out request can be appended after its retry). Values written by
+//! older ferry have neither: they order by their place in the log, after
+//! stamped values earlier in the log and before any later run's.
+//!
+//! `source_topic_id` / `target_topic_id` are Kafka's topic ids (Metadata v10,
+//! Kafka 2.8+), as Kafka prints them: a checkpoint of a topic that was
+//! deleted and re-created since is recognised by [`checkpoint_fit`] and never
+//! resumed. Brokers without topic ids, and values written by older ferry,
+//! leave them out: the topic is then recognised by name only, as before.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use bytes::Bytes;
 use ferry_client::{Client, TopicPartition};
 use ferry_wire::record::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::compacted::{self, StoreError};
+use crate::compacted::{self, StampOrder, StoreError};
+pub use crate::compacted::{WriteClock, WriteStamp};
 
 /// The checkpoint topic on every target cluster.
 pub const CHECKPOINT_TOPIC: &str = "__ferry_checkpoints";
@@ -34,7 +50,6 @@ pub struct CheckpointKey {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CheckpointValue {
     pub source_offset: i64,
     pub target_topic: String,
@@ -42,15 +57,242 @@ pub struct CheckpointValue {
     pub time_ms: i64,
 }
 
+/// The value as stored: [`CheckpointValue`] with its write stamp and topic
+/// ids (each left out when unknown, so such a value reads as before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredValue {
+    source_offset: i64,
+    target_topic: String,
+    target_offset: Option<i64>,
+    time_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source_topic_id: Option<TopicId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target_topic_id: Option<TopicId>,
+}
+
+impl StoredValue {
+    fn new(value: &CheckpointValue, stamp: Option<WriteStamp>, ids: TopicIds) -> Self {
+        Self {
+            source_offset: value.source_offset,
+            target_topic: value.target_topic.clone(),
+            target_offset: value.target_offset,
+            time_ms: value.time_ms,
+            epoch: stamp.map(|s| s.epoch),
+            seq: stamp.map(|s| s.seq),
+            source_topic_id: ids.source,
+            target_topic_id: ids.target,
+        }
+    }
+
+    fn stamp(&self) -> Option<WriteStamp> {
+        Some(WriteStamp {
+            epoch: self.epoch?,
+            seq: self.seq?,
+        })
+    }
+
+    fn into_checkpoint(self, order: WriteStamp) -> Checkpoint {
+        Checkpoint {
+            ids: TopicIds {
+                source: self.source_topic_id,
+                target: self.target_topic_id,
+            },
+            order,
+            value: CheckpointValue {
+                source_offset: self.source_offset,
+                target_topic: self.target_topic,
+                target_offset: self.target_offset,
+                time_ms: self.time_ms,
+            },
+        }
+    }
+}
+
+/// A topic id as Kafka gives it (16 bytes), written as Kafka prints it
+/// (URL-safe base64 without padding, 22 characters, as
+/// `kafka-topics.sh --describe` shows it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicId(pub [u8; 16]);
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+impl TopicId {
+    /// `None` for Kafka's "no id" (all zeroes), which brokers send when a
+    /// topic has none.
+    pub fn new(bytes: [u8; 16]) -> Option<Self> {
+        (bytes != [0; 16]).then_some(Self(bytes))
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut bits = 0u32;
+        let mut held = 0;
+        let mut out = Vec::with_capacity(16);
+        for c in text.bytes() {
+            let v = u32::try_from(BASE64URL.iter().position(|&b| b == c)?).ok()?;
+            bits = (bits << 6) | v;
+            held += 6;
+            if held >= 8 {
+                held -= 8;
+                out.push(u8::try_from((bits >> held) & 0xff).ok()?);
+            }
+        }
+        Some(Self(out.try_into().ok()?))
+    }
+}
+
+impl fmt::Display for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut bits = 0u32;
+        let mut held = 0;
+        for &b in &self.0 {
+            bits = (bits << 8) | u32::from(b);
+            held += 8;
+            while held >= 6 {
+                held -= 6;
+                f.write_str(char_at(bits >> held))?;
+            }
+        }
+        if held > 0 {
+            f.write_str(char_at(bits << (6 - held)))?;
+        }
+        Ok(())
+    }
+}
+
+fn char_at(index: u32) -> &'static str {
+    let i = usize::try_from(index & 63).unwrap_or(0);
+    // ASCII: one byte each.
+    std::str::from_utf8(&BASE64URL[i..=i]).unwrap_or("A")
+}
+
+impl fmt::Debug for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicId({self})")
+    }
+}
+
+impl Serialize for TopicId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a Kafka topic id: {text:?}")))
+    }
+}
+
+/// The ids of a partition's source and target topics when a checkpoint or
+/// map chunk was written; `None` where not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TopicIds {
+    pub source: Option<TopicId>,
+    pub target: Option<TopicId>,
+}
+
+/// Whether a topic is the one something was stored for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Same id.
+    Same,
+    /// The topic was deleted and re-created under the same name since.
+    Recreated { stored: TopicId, current: TopicId },
+    /// No id on one side (a broker before Kafka 2.8, or a record of older
+    /// ferry): only the name can tell, as before topic ids were stored.
+    Unknown,
+}
+
+/// Compares a stored topic id with the topic's current id.
+pub fn compare_topic_id(stored: Option<TopicId>, current: Option<TopicId>) -> Identity {
+    match (stored, current) {
+        (Some(stored), Some(current)) if stored == current => Identity::Same,
+        (Some(stored), Some(current)) => Identity::Recreated { stored, current },
+        _ => Identity::Unknown,
+    }
+}
+
+/// Whether a loaded checkpoint may be resumed from, decided at partition
+/// start (and again when metadata shows a new topic id while running).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointFit {
+    /// Resume at the checkpoint (with the loaded offset map), as always.
+    /// Also when ids are unknown on either side (name-based, as before).
+    Resume,
+    /// The source topic was re-created: the checkpoint and the offset map
+    /// are the old topic's. The flow must mirror the new topic as a fresh
+    /// partition from its beginning (log start), with an empty offset map
+    /// journal (never mixed with the old one), and log it loudly: its
+    /// offsets restart at 0, and the old position would skip its records.
+    SourceRecreated { stored: TopicId, current: TopicId },
+    /// The target topic this flow now maps the partition to is not the one
+    /// the checkpoint was written for (the naming changed): its target
+    /// offsets and offset map describe another topic. The flow must mirror
+    /// the partition from the source's beginning into the new target topic
+    /// as a fresh mirror (log it loudly), never reuse the old target offsets.
+    TargetRenamed { stored: String, current: String },
+    /// The target topic was deleted and re-created: what the checkpoint says
+    /// is on the target is gone. Mirror from the source's beginning as a
+    /// fresh mirror, with an empty offset map journal; log it loudly.
+    TargetRecreated { stored: TopicId, current: TopicId },
+}
+
+/// What to do with `checkpoint` for a partition whose source topic now has
+/// id `source_id`, mapped to target topic `target_topic` with id
+/// `target_id` (`None` ids: not known). Pure: the flow calls it at
+/// partition start.
+pub fn checkpoint_fit(
+    checkpoint: &Checkpoint,
+    source_id: Option<TopicId>,
+    target_topic: &str,
+    target_id: Option<TopicId>,
+) -> CheckpointFit {
+    if let Identity::Recreated { stored, current } =
+        compare_topic_id(checkpoint.ids.source, source_id)
+    {
+        return CheckpointFit::SourceRecreated { stored, current };
+    }
+    if checkpoint.value.target_topic != target_topic {
+        return CheckpointFit::TargetRenamed {
+            stored: checkpoint.value.target_topic.clone(),
+            current: target_topic.to_owned(),
+        };
+    }
+    if let Identity::Recreated { stored, current } =
+        compare_topic_id(checkpoint.ids.target, target_id)
+    {
+        return CheckpointFit::TargetRecreated { stored, current };
+    }
+    CheckpointFit::Resume
+}
+
+/// A checkpoint as loaded: the value, the topic ids it was written for and
+/// where its write stands among all writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub value: CheckpointValue,
+    pub ids: TopicIds,
+    pub order: WriteStamp,
+}
+
 /// Failures reading or writing checkpoints.
 pub type CheckpointError = StoreError;
 
-/// Encodes checkpoint entries as record batches (uncompressed: tiny JSON).
+/// Encodes checkpoint entries as record batches (uncompressed: tiny JSON),
+/// without write stamps or topic ids.
 pub fn encode(entries: &[(CheckpointKey, CheckpointValue)]) -> Result<Vec<Bytes>, CheckpointError> {
-    let time = entries.iter().map(|(_, v)| v.time_ms).max().unwrap_or(0);
-    let entries: Vec<(&CheckpointKey, Option<&CheckpointValue>)> =
-        entries.iter().map(|(k, v)| (k, Some(v))).collect();
-    compacted::encode(CHECKPOINT_TOPIC, &entries, time)
+    let entries: Vec<(&CheckpointKey, Option<StoredValue>)> = entries
+        .iter()
+        .map(|(k, v)| (k, Some(StoredValue::new(v, None, TopicIds::default()))))
+        .collect();
+    compacted::encode(CHECKPOINT_TOPIC, &entries)
 }
 
 /// Folds checkpoint records into the latest value per key (later wins).
@@ -58,30 +300,80 @@ pub fn fold(
     state: &mut HashMap<CheckpointKey, CheckpointValue>,
     record: &Record,
 ) -> Result<(), CheckpointError> {
-    let key: CheckpointKey =
-        compacted::parse(CHECKPOINT_TOPIC, record.offset, record.key.as_ref(), "key")?;
-    match &record.value {
-        None => {
-            state.remove(&key); // a tombstone: the checkpoint was deleted
-        }
-        Some(v) => {
-            let value: CheckpointValue =
-                compacted::parse(CHECKPOINT_TOPIC, record.offset, Some(v), "value")?;
-            state.insert(key, value);
-        }
+    let mut stamped = Folded::default();
+    stamped.fold(record)?;
+    for (k, c) in stamped.state {
+        match c {
+            Some(c) => state.insert(k, c.value),
+            None => state.remove(&k),
+        };
     }
     Ok(())
 }
 
-/// Reads and writes checkpoints on one target cluster.
+/// Checkpoint records folded into the newest value per key: highest write
+/// stamp first, then place in the log (see the module docs).
+#[derive(Debug, Default)]
+pub struct Folded {
+    /// `None`: deleted (a tombstone).
+    state: HashMap<CheckpointKey, Option<Checkpoint>>,
+    /// Orders of the entries in `state`, with the log offset as tie-break.
+    orders: HashMap<CheckpointKey, (WriteStamp, i64)>,
+    stamps: StampOrder,
+}
+
+impl Folded {
+    /// Folds one record (records must come in log order).
+    pub fn fold(&mut self, record: &Record) -> Result<(), CheckpointError> {
+        let key: CheckpointKey =
+            compacted::parse(CHECKPOINT_TOPIC, record.offset, record.key.as_ref(), "key")?;
+        let value: Option<StoredValue> = match &record.value {
+            None => None,
+            Some(v) => Some(compacted::parse(
+                CHECKPOINT_TOPIC,
+                record.offset,
+                Some(v),
+                "value",
+            )?),
+        };
+        let order = self
+            .stamps
+            .order(value.as_ref().and_then(StoredValue::stamp));
+        let rank = (order, record.offset);
+        if self.orders.get(&key).is_some_and(|held| *held > rank) {
+            return Ok(()); // an older write the broker appended late
+        }
+        self.orders.insert(key.clone(), rank);
+        self.state
+            .insert(key, value.map(|v| v.into_checkpoint(order)));
+        Ok(())
+    }
+
+    /// The highest write epoch seen: a new run's writes must order after it.
+    pub fn max_epoch(&self) -> u64 {
+        self.stamps.max_epoch()
+    }
+
+    /// The live checkpoints.
+    pub fn into_checkpoints(self) -> impl Iterator<Item = (CheckpointKey, Checkpoint)> {
+        self.state.into_iter().filter_map(|(k, v)| Some((k, v?)))
+    }
+}
+
+/// Reads and writes checkpoints on one target cluster. Clones share the
+/// write order.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     client: Client,
+    clock: WriteClock,
 }
 
 impl CheckpointStore {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            clock: WriteClock::new(),
+        }
     }
 
     /// Creates the checkpoint topic if it does not exist.
@@ -94,21 +386,56 @@ impl CheckpointStore {
         &self,
         flow: &str,
     ) -> Result<HashMap<TopicPartition, CheckpointValue>, CheckpointError> {
-        let mut state = HashMap::new();
-        compacted::read_all(&self.client, CHECKPOINT_TOPIC, |r| fold(&mut state, r)).await?;
-        Ok(state
+        Ok(self
+            .load_checkpoints(flow)
+            .await?
             .into_iter()
-            .filter(|(k, _)| k.flow == flow)
-            .map(|(k, v)| (TopicPartition::new(k.topic, k.partition), v))
+            .map(|(tp, c)| (tp, c.value))
             .collect())
     }
 
-    /// Writes checkpoint entries (acks=all).
+    /// Every checkpoint of `flow`, by source partition, with the topic ids
+    /// it was written for (see [`checkpoint_fit`]). Later writes of this
+    /// store order after everything loaded.
+    pub async fn load_checkpoints(
+        &self,
+        flow: &str,
+    ) -> Result<HashMap<TopicPartition, Checkpoint>, CheckpointError> {
+        let mut folded = Folded::default();
+        compacted::read_all(&self.client, CHECKPOINT_TOPIC, |r| folded.fold(r)).await?;
+        self.clock.observe(folded.max_epoch());
+        Ok(folded
+            .into_checkpoints()
+            .filter(|(k, _)| k.flow == flow)
+            .map(|(k, c)| (TopicPartition::new(k.topic, k.partition), c))
+            .collect())
+    }
+
+    /// Writes checkpoint entries (acks=all), without topic ids.
     pub async fn write(
         &self,
         entries: &[(CheckpointKey, CheckpointValue)],
     ) -> Result<(), CheckpointError> {
-        compacted::write(&self.client, CHECKPOINT_TOPIC, encode(entries)?).await
+        let with_ids: Vec<_> = entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), TopicIds::default()))
+            .collect();
+        self.write_identified(&with_ids).await
+    }
+
+    /// Writes checkpoint entries (acks=all) with the ids of the topics they
+    /// are for, stamped after every write this store loaded or made.
+    pub async fn write_identified(
+        &self,
+        entries: &[(CheckpointKey, CheckpointValue, TopicIds)],
+    ) -> Result<(), CheckpointError> {
+        let stamp = self.clock.next();
+        let records: Vec<(&CheckpointKey, Option<StoredValue>)> = entries
+            .iter()
+            .map(|(k, v, ids)| (k, Some(StoredValue::new(v, Some(stamp), *ids))))
+            .collect();
+        let batches = compacted::encode(CHECKPOINT_TOPIC, &records)?;
+        compacted::write(&self.client, CHECKPOINT_TOPIC, batches).await
     }
 }
 

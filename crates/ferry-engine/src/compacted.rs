@@ -2,7 +2,19 @@
 //! offset map): create once, read every record from the log start, append
 //! JSON records with acks=all. Key and value are JSON so any Kafka tool can
 //! read them.
+//!
+//! Clock-proof: ferry's own records carry no timestamp of the host. They
+//! are stamped -1 ("no timestamp", which brokers never check against
+//! `message.timestamp.before/after.max.ms`), and topics ferry creates use
+//! `message.timestamp.type=LogAppendTime`, so the broker stamps them with
+//! its own clock. Topics created by an older ferry keep CreateTime; the -1
+//! stamp makes them safe too, so they are left as they are. A host clock
+//! hours off therefore cannot make Kafka 4 refuse a checkpoint
+//! (INVALID_TIMESTAMP). Which record is newest is never decided by a
+//! timestamp either: see [`WriteClock`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +29,90 @@ use serde::Serialize;
 
 /// Records per produced batch: keeps a batch far below 1 MiB.
 const RECORDS_PER_BATCH: usize = 2_000;
+
+/// The timestamp of every record ferry writes to its own topics: Kafka's
+/// "no timestamp" (-1), never validated against the broker's clock bounds.
+pub(crate) const NO_TIMESTAMP: i64 = -1;
+
+/// Orders ferry's writes to its own topics across runs without any clock:
+/// a run's `epoch` is one above the highest epoch it loaded, and `seq`
+/// counts its writes. A reader orders records by `(epoch, seq)`, so
+/// neither clock skew between hosts, a clock set back, nor a request the
+/// broker appended late (a timed-out attempt after its retry) can make an
+/// older write win over a newer one. Clones share the counter.
+#[derive(Debug, Clone, Default)]
+pub struct WriteClock {
+    state: Arc<WriteClockState>,
+}
+
+#[derive(Debug, Default)]
+struct WriteClockState {
+    /// The epoch of this run's writes (0 until anything was loaded: then 1).
+    epoch: AtomicU64,
+    seq: AtomicU64,
+}
+
+/// Gives every record read in log order its place in the write order:
+/// its own stamp, or for a record without one (written by an older ferry)
+/// the highest epoch seen before it in the log with the highest sequence:
+/// after every stamped record before it (it was written after them, by a
+/// run that did not stamp) and before every later run's (those loaded it
+/// and took a higher epoch). Ties break by log offset.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StampOrder {
+    max_seen: WriteStamp,
+}
+
+impl StampOrder {
+    pub(crate) fn order(&mut self, stamp: Option<WriteStamp>) -> WriteStamp {
+        match stamp {
+            Some(stamp) => {
+                self.max_seen = self.max_seen.max(stamp);
+                stamp
+            }
+            None => WriteStamp {
+                epoch: self.max_seen.epoch,
+                seq: u64::MAX,
+            },
+        }
+    }
+
+    pub(crate) fn max_epoch(&self) -> u64 {
+        self.max_seen.epoch
+    }
+}
+
+/// Where one write stands in the order of all writes (see [`WriteClock`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteStamp {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl WriteClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A record written by an earlier run had `epoch`: this run's writes
+    /// order after it.
+    pub fn observe(&self, epoch: u64) {
+        self.state
+            .epoch
+            .fetch_max(epoch.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The stamp of the next write: later than every stamp before it.
+    pub fn next(&self) -> WriteStamp {
+        // Epoch 0 is reserved for records without a stamp (older ferry).
+        self.state.epoch.fetch_max(1, Ordering::Relaxed);
+        let seq = self.state.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        WriteStamp {
+            epoch: self.state.epoch.load(Ordering::Relaxed),
+            seq,
+        }
+    }
+}
 
 /// Failures reading or writing one of ferry's topics on the target.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +144,73 @@ pub enum StoreError {
     },
     #[error("topic {topic}: no progress reading at offset {offset}")]
     Stalled { topic: &'static str, offset: i64 },
+    #[error("topic {topic} on the target refused a write with {code}: {hint}")]
+    WriteRefused {
+        topic: &'static str,
+        code: KafkaCode,
+        hint: &'static str,
+    },
+}
+
+impl StoreError {
+    /// The Kafka error code behind this failure, if any.
+    pub fn kafka_code(&self) -> Option<KafkaCode> {
+        match self {
+            Self::Client { source, .. } => source.kafka_code(),
+            Self::Fetch { code, .. } | Self::WriteRefused { code, .. } => Some(*code),
+            Self::Wire { .. } | Self::Malformed { .. } | Self::Stalled { .. } => None,
+        }
+    }
+
+    /// Whether trying again later can succeed on its own. False only for
+    /// records that are not ferry's; everything else (an unreachable or
+    /// refusing target, an ACL not granted yet) may heal, so a flow keeps
+    /// retrying and reports the failure (metric, `/ready`) meanwhile.
+    pub fn may_heal(&self) -> bool {
+        !matches!(self, Self::Malformed { .. } | Self::Wire { .. })
+    }
+
+    /// A short, stable label for metrics and `/ready`: `unavailable`,
+    /// `authorization`, `refused`, `malformed` or `read`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } | Self::Wire { .. } => "malformed",
+            Self::Fetch { .. } | Self::Stalled { .. } => "read",
+            Self::WriteRefused { code, .. } if is_authorization(*code) => "authorization",
+            Self::WriteRefused { .. } => "refused",
+            Self::Client { source, .. } => match source.kafka_code() {
+                Some(code) if is_authorization(code) => "authorization",
+                Some(code) if !code.is_retriable() => "refused",
+                _ => "unavailable",
+            },
+        }
+    }
+}
+
+fn is_authorization(code: KafkaCode) -> bool {
+    matches!(
+        code,
+        KafkaCode::TOPIC_AUTHORIZATION_FAILED
+            | KafkaCode::CLUSTER_AUTHORIZATION_FAILED
+            | KafkaCode::SASL_AUTHENTICATION_FAILED
+    )
+}
+
+/// What to do about a write `code` the broker refused for good.
+fn refusal_hint(code: KafkaCode) -> &'static str {
+    match code {
+        KafkaCode::INVALID_TIMESTAMP => {
+            "the topic's message.timestamp.* settings refuse the record; ferry stamps \
+             its own records with no timestamp, so check the topic's configs"
+        }
+        KafkaCode::TOPIC_AUTHORIZATION_FAILED | KafkaCode::CLUSTER_AUTHORIZATION_FAILED => {
+            "grant ferry's principal WRITE on ferry's __ferry_* topics of the target"
+        }
+        KafkaCode::MESSAGE_TOO_LARGE | KafkaCode::RECORD_LIST_TOO_LARGE => {
+            "raise the topic's max.message.bytes to at least 1 MiB"
+        }
+        _ => "see the broker's log for the reason",
+    }
 }
 
 /// Creates the compacted, single-partition `topic` if it does not exist.
@@ -57,7 +220,11 @@ pub(crate) async fn ensure(client: &Client, topic: &'static str) -> Result<(), S
         name: topic.into(),
         partitions: 1,
         replication_factor: -1,
-        configs: vec![("cleanup.policy".into(), "compact".into())],
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            // The broker stamps the records: the host clock cannot matter.
+            ("message.timestamp.type".into(), "LogAppendTime".into()),
+        ],
     };
     match client.create_topic(&new).await {
         Ok(()) => {}
@@ -127,11 +294,11 @@ pub(crate) async fn read_all(
     }
 }
 
-/// JSON key/value pairs as record batches (uncompressed: tiny JSON).
+/// JSON key/value pairs as record batches (uncompressed: tiny JSON),
+/// stamped [`NO_TIMESTAMP`] whatever the host clock says.
 pub(crate) fn encode<K: Serialize, V: Serialize>(
     topic: &'static str,
     entries: &[(K, Option<V>)],
-    time_ms: i64,
 ) -> Result<Vec<Bytes>, StoreError> {
     entries
         .chunks(RECORDS_PER_BATCH)
@@ -140,7 +307,7 @@ pub(crate) fn encode<K: Serialize, V: Serialize>(
                 .iter()
                 .map(|(k, v)| Record {
                     offset: 0,
-                    timestamp: time_ms,
+                    timestamp: NO_TIMESTAMP,
                     key: Some(Bytes::from(json(k))),
                     value: v.as_ref().map(|v| Bytes::from(json(v))),
                     headers: Vec::new(),
@@ -178,7 +345,16 @@ pub(crate) async fn write(
                         .await;
                     let _ = client.refresh_metadata(Some(&[topic])).await;
                 }
-                Err(source) => return Err(StoreError::Client { topic, source }),
+                Err(source) => {
+                    return Err(match source.kafka_code() {
+                        Some(code) if !code.is_retriable() => StoreError::WriteRefused {
+                            topic,
+                            code,
+                            hint: refusal_hint(code),
+                        },
+                        _ => StoreError::Client { topic, source },
+                    });
+                }
             }
         }
     }

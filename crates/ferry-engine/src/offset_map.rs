@@ -186,6 +186,42 @@ impl OffsetMap {
         }
     }
 
+    /// Records `run` as newer knowledge than every run held (a later write
+    /// of the map): it replaces what it overlaps and every run after it
+    /// (they belong to an earlier run of ferry that the newer one re-mirrored
+    /// from `run.source`), and cuts runs before it that end past its target
+    /// offset (a target that was reset). Runs consistent with it stay: a
+    /// newer write never discards exact knowledge it does not contradict.
+    pub fn supersede(&mut self, run: Run) {
+        if self.record_run(run).is_ok() {
+            return;
+        }
+        self.truncate_from(run.source);
+        self.truncate_above_target(run.target);
+        let recorded = if run.len == 0 {
+            self.record_anchor(run.source, run.target)
+        } else {
+            self.record(run.source, run.target, run.len)
+        };
+        debug_assert!(recorded.is_ok(), "nothing left after {run:?}");
+    }
+
+    /// Forgets every target offset at or after `target` (a run that crosses
+    /// it is cut there).
+    pub fn truncate_above_target(&mut self, target: i64) {
+        while let Some(mut entry) = self.runs.last_entry() {
+            let run = entry.get_mut();
+            if run.target_end() <= target {
+                return;
+            }
+            if run.target < target {
+                run.len = target - run.target;
+                return;
+            }
+            entry.remove();
+        }
+    }
+
     /// Forgets everything at or after source offset `source` (a run that
     /// crosses it is cut there): a later record of the map replaces it.
     pub fn truncate_from(&mut self, source: i64) {

@@ -19,12 +19,13 @@
 //! The flow writes new runs before each checkpoint, so a checkpoint never
 //! points past what the persisted map covers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use ferry_client::{Client, TopicPartition};
 use serde::{Deserialize, Serialize};
 
-use crate::compacted::{self, StoreError};
+use crate::checkpoint::{TopicId, TopicIds};
+use crate::compacted::{self, StampOrder, StoreError, WriteClock, WriteStamp};
 use crate::offset_map::{OffsetMap, Run};
 
 /// The offset map topic on every target cluster.
@@ -43,11 +44,38 @@ pub struct ChunkKey {
     pub from: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkValue {
     /// `[source, target, len]` per run, in order.
     pub runs: Vec<[i64; 3]>,
+    /// The write's place in the order of writes ([`WriteClock`]); absent in
+    /// chunks of older ferry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The ids of the source and target topics the runs are of; absent when
+    /// not known (see [`crate::checkpoint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_topic_id: Option<TopicId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_topic_id: Option<TopicId>,
+}
+
+impl ChunkValue {
+    fn stamp(&self) -> Option<WriteStamp> {
+        Some(WriteStamp {
+            epoch: self.epoch?,
+            seq: self.seq?,
+        })
+    }
+
+    fn ids(&self) -> TopicIds {
+        TopicIds {
+            source: self.source_topic_id,
+            target: self.target_topic_id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,12 +168,9 @@ impl RunJournal {
     }
 
     fn push(&mut self, run: Run) {
-        // Live runs follow each other; one that does not fit the loaded map
-        // (a target reset under ferry) starts the known map afresh.
-        if self.known.record_run(run).is_err() {
-            self.known = OffsetMap::new();
-            let _ = self.known.record_run(run);
-        }
+        // Live runs follow each other and supersede the loaded map from
+        // where this run of ferry resumed (keeping what does not conflict).
+        self.known.supersede(run);
         if let Some(chunk) = self.chunks.last_mut() {
             if let Some(last) = chunk.runs.last_mut() {
                 if last.source == run.source {
@@ -206,15 +231,23 @@ impl RunJournal {
     }
 }
 
-/// Reads and writes the offset map on one target cluster.
+/// Reads and writes the offset map on one target cluster. Clones share the
+/// write order.
 #[derive(Debug, Clone)]
 pub struct OffsetMapStore {
     client: Client,
+    clock: WriteClock,
 }
+
+/// One partition's chunks to write, with the ids of its topics.
+pub type IdentifiedWrites = (TopicPartition, TopicIds, ChunkWrites);
 
 impl OffsetMapStore {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            clock: WriteClock::new(),
+        }
     }
 
     /// Creates the topic if it does not exist.
@@ -222,16 +255,33 @@ impl OffsetMapStore {
         compacted::ensure(&self.client, OFFSET_MAP_TOPIC).await
     }
 
-    /// Writes chunks of `flow`'s partitions.
+    /// Writes chunks of `flow`'s partitions without topic ids. `time_ms` is
+    /// not used: records are stamped without the host clock (see
+    /// [`crate::compacted`]).
     pub async fn write(
         &self,
         flow: &str,
         chunks: &[(TopicPartition, ChunkWrites)],
-        time_ms: i64,
+        _time_ms: i64,
     ) -> Result<(), StoreError> {
+        let identified: Vec<IdentifiedWrites> = chunks
+            .iter()
+            .map(|(tp, w)| (tp.clone(), TopicIds::default(), w.clone()))
+            .collect();
+        self.write_identified(flow, &identified).await
+    }
+
+    /// Writes chunks of `flow`'s partitions with the ids of their topics,
+    /// stamped after every write this store loaded or made.
+    pub async fn write_identified(
+        &self,
+        flow: &str,
+        chunks: &[IdentifiedWrites],
+    ) -> Result<(), StoreError> {
+        let stamp = self.clock.next();
         let entries: Vec<(ChunkKey, Option<ChunkValue>)> = chunks
             .iter()
-            .flat_map(|(tp, writes)| {
+            .flat_map(|(tp, ids, writes)| {
                 writes.iter().map(move |(from, runs)| {
                     (
                         ChunkKey {
@@ -242,6 +292,10 @@ impl OffsetMapStore {
                         },
                         Some(ChunkValue {
                             runs: runs.iter().map(|r| [r.source, r.target, r.len]).collect(),
+                            epoch: Some(stamp.epoch),
+                            seq: Some(stamp.seq),
+                            source_topic_id: ids.source,
+                            target_topic_id: ids.target,
                         }),
                     )
                 })
@@ -250,16 +304,17 @@ impl OffsetMapStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let batches = compacted::encode(OFFSET_MAP_TOPIC, &entries, time_ms)?;
+        let batches = compacted::encode(OFFSET_MAP_TOPIC, &entries)?;
         compacted::write(&self.client, OFFSET_MAP_TOPIC, batches).await
     }
 
-    /// Deletes chunks (tombstones; compaction removes them).
+    /// Deletes chunks (tombstones; compaction removes them). `time_ms` is
+    /// not used (see [`write`](Self::write)).
     pub async fn delete(
         &self,
         flow: &str,
         chunks: &[(TopicPartition, Vec<i64>)],
-        time_ms: i64,
+        _time_ms: i64,
     ) -> Result<(), StoreError> {
         let entries: Vec<(ChunkKey, Option<ChunkValue>)> = chunks
             .iter()
@@ -280,49 +335,98 @@ impl OffsetMapStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let batches = compacted::encode(OFFSET_MAP_TOPIC, &entries, time_ms)?;
+        let batches = compacted::encode(OFFSET_MAP_TOPIC, &entries)?;
         compacted::write(&self.client, OFFSET_MAP_TOPIC, batches).await
     }
 
     /// `flow`'s whole map, by source partition, with where each partition's
     /// chunks end on the target ((first source offset, target offset after)).
+    /// Later writes of this store order after everything loaded.
     pub async fn load(&self, flow: &str) -> Result<HashMap<TopicPartition, LoadedMap>, StoreError> {
-        let mut chunks: BTreeMap<ChunkKey, ChunkValue> = BTreeMap::new();
+        let mut latest = LatestChunks::default();
         compacted::read_all(&self.client, OFFSET_MAP_TOPIC, |r| {
             let key: ChunkKey =
                 compacted::parse(OFFSET_MAP_TOPIC, r.offset, r.key.as_ref(), "key")?;
-            if key.flow != flow {
-                return Ok(());
-            }
-            match &r.value {
-                None => {
-                    chunks.remove(&key);
-                }
-                Some(v) => {
-                    let value: ChunkValue =
-                        compacted::parse(OFFSET_MAP_TOPIC, r.offset, Some(v), "value")?;
-                    chunks.insert(key, value);
-                }
-            }
+            let value: Option<ChunkValue> = match &r.value {
+                None => None,
+                Some(v) => Some(compacted::parse(
+                    OFFSET_MAP_TOPIC,
+                    r.offset,
+                    Some(v),
+                    "value",
+                )?),
+            };
+            latest.insert(key, value, r.offset, flow);
             Ok(())
         })
         .await?;
-        let mut stored: HashMap<TopicPartition, Vec<(i64, i64)>> = HashMap::new();
-        for (key, value) in &chunks {
-            let end = value.runs.last().map_or(0, |[_, t, len]| t + len);
-            stored
-                .entry(TopicPartition::new(key.topic.as_str(), key.partition))
-                .or_default()
-                .push((key.from, end));
-        }
-        Ok(assemble(chunks)
-            .into_iter()
-            .map(|(tp, map)| {
-                let chunks = stored.remove(&tp).unwrap_or_default();
-                (tp, LoadedMap { map, chunks })
-            })
-            .collect())
+        self.clock.observe(latest.stamps.max_epoch());
+        Ok(latest.assemble())
     }
+}
+
+/// The newest version of each chunk key of one flow, as read from the log
+/// (compaction may not have run yet).
+#[derive(Debug, Default)]
+pub(crate) struct LatestChunks {
+    /// (write order, log offset) and the value (`None`: deleted).
+    chunks: HashMap<ChunkKey, ((WriteStamp, i64), Option<ChunkValue>)>,
+    stamps: StampOrder,
+}
+
+impl LatestChunks {
+    /// Takes one record read at log `offset` (records come in log order);
+    /// other flows' records only advance the write order.
+    pub(crate) fn insert(
+        &mut self,
+        key: ChunkKey,
+        value: Option<ChunkValue>,
+        offset: i64,
+        flow: &str,
+    ) {
+        let rank = (
+            self.stamps
+                .order(value.as_ref().and_then(ChunkValue::stamp)),
+            offset,
+        );
+        if key.flow != flow {
+            return;
+        }
+        if self.chunks.get(&key).is_some_and(|(held, _)| *held > rank) {
+            return; // an older write the broker appended late
+        }
+        self.chunks.insert(key, (rank, value));
+    }
+
+    /// Builds each partition's map from its chunks in write order (see
+    /// [`assemble_partition`]).
+    pub(crate) fn assemble(self) -> HashMap<TopicPartition, LoadedMap> {
+        let mut by_partition: HashMap<TopicPartition, Vec<OrderedChunk>> = HashMap::new();
+        for (key, (rank, value)) in self.chunks {
+            let Some(value) = value else { continue };
+            by_partition
+                .entry(TopicPartition::new(key.topic, key.partition))
+                .or_default()
+                .push(OrderedChunk {
+                    rank,
+                    from: key.from,
+                    value,
+                });
+        }
+        by_partition
+            .into_iter()
+            .map(|(tp, chunks)| (tp, assemble_partition(chunks)))
+            .collect()
+    }
+}
+
+/// One stored chunk with its place in the write order.
+#[derive(Debug, Clone)]
+pub(crate) struct OrderedChunk {
+    /// (write stamp, log offset).
+    pub(crate) rank: (WriteStamp, i64),
+    pub(crate) from: i64,
+    pub(crate) value: ChunkValue,
 }
 
 /// One partition's persisted map and its chunks on the topic.
@@ -330,33 +434,52 @@ impl OffsetMapStore {
 pub struct LoadedMap {
     pub map: OffsetMap,
     /// (first source offset, target offset after) of each stored chunk.
+    /// Chunks of another topic id (see `ids`) are listed with target offset
+    /// 0, so the first [`RunJournal::expire_below`] deletes them.
     pub chunks: Vec<(i64, i64)>,
+    /// The topic ids of the newest chunk (`None` where unknown): compare
+    /// them with the current ids ([`crate::checkpoint::compare_topic_id`]).
+    pub ids: TopicIds,
 }
 
-/// Builds each partition's map from its chunks (ordered by their key, so by
-/// first source offset within a partition). A run that overlaps earlier ones
-/// (a restart re-mapping a stretch the previous run had persisted ahead of
-/// its checkpoint) replaces them from its source offset on; if it still does
-/// not fit (a target that was reset), the map starts afresh there.
-fn assemble(chunks: BTreeMap<ChunkKey, ChunkValue>) -> HashMap<TopicPartition, OffsetMap> {
-    let mut maps: HashMap<TopicPartition, OffsetMap> = HashMap::new();
-    for (key, value) in chunks {
-        let map = maps
-            .entry(TopicPartition::new(key.topic, key.partition))
-            .or_default();
-        for [source, target, len] in value.runs {
-            let run = Run {
+/// Builds one partition's map from its chunks **in write order**: each
+/// chunk is newer knowledge than the ones written before it, so it
+/// supersedes them from its first source offset on ([`OffsetMap::supersede`]:
+/// a later run of ferry re-mirrored from there), and keeps everything of
+/// them it does not contradict. Applying chunks in key order instead let a
+/// stale chunk of a crashed run, keyed above a newer run's, wipe the map.
+///
+/// Chunks whose topic ids differ from the newest chunk's (a topic deleted
+/// and re-created) are not used: the map is never mixed across topics.
+/// Chunks without ids (older ferry, brokers without ids) are used.
+/// Chunks of older ferry have no write stamp: they order by their place in
+/// the log (see `compacted::StampOrder`), which is their write order.
+pub(crate) fn assemble_partition(mut chunks: Vec<OrderedChunk>) -> LoadedMap {
+    chunks.sort_by_key(|c| c.rank);
+    let ids = chunks.last().map(|c| c.value.ids()).unwrap_or_default();
+    let other_topic = |mine: Option<TopicId>, newest: Option<TopicId>| matches!((mine, newest), (Some(a), Some(b)) if a != b);
+    let mut loaded = LoadedMap {
+        ids,
+        ..LoadedMap::default()
+    };
+    for chunk in chunks {
+        let chunk_ids = chunk.value.ids();
+        if other_topic(chunk_ids.source, ids.source) || other_topic(chunk_ids.target, ids.target) {
+            loaded.chunks.push((chunk.from, 0));
+            continue;
+        }
+        let end = chunk.value.runs.last().map_or(0, |[_, t, len]| t + len);
+        loaded.chunks.push((chunk.from, end));
+        for [source, target, len] in chunk.value.runs {
+            loaded.map.supersede(Run {
                 source,
                 target,
                 len,
-            };
-            if map.record_run(run).is_err() {
-                *map = OffsetMap::new();
-                let _ = map.record_run(run);
-            }
+            });
         }
     }
-    maps
+    loaded.chunks.sort_unstable();
+    loaded
 }
 
 #[cfg(test)]
@@ -458,29 +581,24 @@ mod tests {
         assert_eq!(journal.translate(500), Some(100), "the end");
     }
 
+    fn chunk(log_offset: i64, from: i64, runs: &[[i64; 3]]) -> OrderedChunk {
+        OrderedChunk {
+            rank: (WriteStamp::default(), log_offset),
+            from,
+            value: ChunkValue {
+                runs: runs.to_vec(),
+                ..ChunkValue::default()
+            },
+        }
+    }
+
     #[test]
     fn chunks_assemble_into_exact_maps() {
-        let key = |from| ChunkKey {
-            flow: "f".into(),
-            topic: "t".into(),
-            partition: 0,
-            from,
-        };
-        let mut chunks = BTreeMap::new();
-        chunks.insert(
-            key(0),
-            ChunkValue {
-                runs: vec![[0, 0, 5], [9, 5, 3]],
-            },
-        );
-        chunks.insert(
-            key(12),
-            ChunkValue {
-                runs: vec![[12, 8, 0], [15, 10, 4]],
-            },
-        );
-        let maps = assemble(chunks);
-        let m = &maps[&TopicPartition::new("t", 0)];
+        let loaded = assemble_partition(vec![
+            chunk(1, 12, &[[12, 8, 0], [15, 10, 4]]),
+            chunk(0, 0, &[[0, 0, 5], [9, 5, 3]]),
+        ]);
+        let m = &loaded.map;
         assert_eq!(m.translate(3), Some(3));
         assert_eq!(
             m.translate(6),
@@ -489,6 +607,101 @@ mod tests {
         );
         assert_eq!(m.translate(13), Some(8), "anchor: conservative");
         assert_eq!(m.translate(16), Some(11));
+        assert_eq!(loaded.chunks, vec![(0, 8), (12, 14)]);
+    }
+
+    /// Engine review #11: run P1 persisted chunk 0 ([0,0,1000]) and chunk
+    /// 1000 ([1000,1000,200]) but its checkpoint stayed at 900; run P2 fell
+    /// back to the checkpoint and wrote chunk 900 (source 900.. at target
+    /// 1200..). Applied in key order, P1's stale chunk 1000 came last, did
+    /// not fit and replaced the whole map: translate(500) gave 1000, and a
+    /// group synced with it skipped 500 records.
+    #[test]
+    fn a_stale_later_chunk_of_a_crashed_run_does_not_wipe_the_map() {
+        let loaded = assemble_partition(vec![
+            chunk(0, 0, &[[0, 0, 1000]]),
+            chunk(1, 1000, &[[1000, 1000, 200]]),
+            chunk(2, 900, &[[900, 1200, 700]]),
+        ]);
+        let m = &loaded.map;
+        assert_eq!(m.translate(500), Some(500), "P1's exact knowledge is kept");
+        assert_eq!(m.translate(899), Some(899));
+        assert_eq!(m.translate(1000), Some(1300), "P2's newer copy");
+        assert_eq!(m.translate(1599), Some(1899));
+    }
+
+    /// The same, ordered by write stamps: a chunk of an older run that the
+    /// broker appended late (a timed-out request) still counts as older.
+    #[test]
+    fn write_stamps_order_chunks_before_the_log_does() {
+        let stamped = |epoch, log_offset, from, runs: &[[i64; 3]]| {
+            let mut c = chunk(log_offset, from, runs);
+            c.rank.0 = WriteStamp { epoch, seq: 1 };
+            c
+        };
+        let loaded = assemble_partition(vec![
+            stamped(1, 0, 0, &[[0, 0, 1000]]),
+            stamped(2, 1, 900, &[[900, 1200, 700]]),
+            stamped(1, 2, 1000, &[[1000, 1000, 200]]), // appended late
+        ]);
+        assert_eq!(loaded.map.translate(500), Some(500));
+        assert_eq!(loaded.map.translate(1000), Some(1300));
+    }
+
+    /// Reading the log: an unstamped record (older ferry) orders after the
+    /// stamped ones before it; a late-appended older version of a key loses.
+    #[test]
+    fn the_newest_version_of_each_key_wins_by_write_order() {
+        let key = |from| ChunkKey {
+            flow: "f".into(),
+            topic: "t".into(),
+            partition: 0,
+            from,
+        };
+        let value = |runs: &[[i64; 3]], stamp: Option<(u64, u64)>| ChunkValue {
+            runs: runs.to_vec(),
+            epoch: stamp.map(|s| s.0),
+            seq: stamp.map(|s| s.1),
+            ..ChunkValue::default()
+        };
+        let mut latest = LatestChunks::default();
+        latest.insert(key(0), Some(value(&[[0, 0, 10]], None)), 0, "f");
+        latest.insert(key(0), Some(value(&[[0, 0, 20]], Some((1, 2)))), 1, "f");
+        latest.insert(key(0), Some(value(&[[0, 0, 15]], Some((1, 1)))), 2, "f");
+        latest.insert(key(7), Some(value(&[[7, 7, 1]], None)), 3, "other");
+        let loaded = latest.assemble();
+        let m = &loaded[&TopicPartition::new("t", 0)].map;
+        assert_eq!(
+            m.end(),
+            Some((20, 20)),
+            "(1,2) is newer than (1,1) appended after it"
+        );
+        assert_eq!(loaded.len(), 1, "other flows are not loaded");
+    }
+
+    /// A source topic deleted and re-created: chunks of the old topic id are
+    /// not mixed into the new topic's map, and are listed for deletion.
+    #[test]
+    fn chunks_of_a_recreated_topic_are_not_mixed() {
+        let old = TopicId::new([1; 16]);
+        let new = TopicId::new([2; 16]);
+        let with_id = |mut c: OrderedChunk, id| {
+            c.value.source_topic_id = id;
+            c
+        };
+        let loaded = assemble_partition(vec![
+            with_id(chunk(0, 100, &[[100, 0, 4900]]), old),
+            with_id(chunk(1, 5000, &[[5000, 5000, 10]]), old),
+            with_id(chunk(2, 0, &[[0, 5010, 30]]), new),
+        ]);
+        assert_eq!(loaded.ids.source, new);
+        assert_eq!(loaded.map.end(), Some((30, 5040)));
+        assert_eq!(
+            loaded.map.translate(5005),
+            Some(5040),
+            "not the old topic's 5005"
+        );
+        assert_eq!(loaded.chunks, vec![(0, 5040), (100, 0), (5000, 0)]);
     }
 
     #[test]
@@ -505,6 +718,7 @@ mod tests {
         );
         let value = ChunkValue {
             runs: vec![[1200, 1187, 800]],
+            ..ChunkValue::default()
         };
         assert_eq!(
             String::from_utf8(compacted::json(&value)).unwrap(),
@@ -512,3 +726,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "offset_store_crash_tests.rs"]
+mod crash_tests;
