@@ -162,7 +162,7 @@ impl RunJournal {
     /// (which later acknowledgements may still extend).
     pub fn absorb(&mut self, map: &mut OffsetMap) {
         for run in map.runs() {
-            self.push(*run);
+            self.push(run);
         }
         map.keep_last_run();
     }
