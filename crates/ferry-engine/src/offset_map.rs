@@ -434,6 +434,31 @@ impl OffsetMap {
         }
     }
 
+    /// Holds at most `max_entries` entries (at least 2) by replacing the
+    /// oldest ones with one anchor at the first of them: translations there
+    /// become conservative (a consumer moved with them re-reads records,
+    /// never skips one), the recent ones stay exact. Returns whether
+    /// anything was merged.
+    pub fn coarsen_to(&mut self, max_entries: usize) -> bool {
+        let max_entries = max_entries.max(2);
+        if self.spans.len() <= max_entries {
+            return false;
+        }
+        let merged = self.spans.len() - max_entries + 1;
+        let mut first = None;
+        for _ in 0..merged {
+            let Some((_, span)) = self.spans.pop_first() else {
+                break;
+            };
+            first.get_or_insert(span.first);
+        }
+        if let Some(first) = first {
+            self.spans
+                .insert(first.source, Span::single(Run { len: 0, ..first }));
+        }
+        true
+    }
+
     /// Number of entries held (a regular stretch of runs is one entry):
     /// what the map costs in memory, about [`ENTRY_BYTES`] each.
     pub fn len(&self) -> usize {

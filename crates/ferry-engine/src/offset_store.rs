@@ -34,6 +34,13 @@ pub const OFFSET_MAP_TOPIC: &str = "__ferry_offset_map";
 /// Runs per record: ~30 bytes each in JSON, so a chunk stays near 16 KiB.
 pub const RUNS_PER_CHUNK: usize = 512;
 
+/// Entries of a partition's map held in memory by default (about
+/// [`crate::offset_map::ENTRY_BYTES`] each, so ~1.3 MiB per partition):
+/// beyond it the oldest are merged into an anchor ([`OffsetMap::coarsen_to`]).
+/// A regular transactional stream needs 2 entries whatever its length; a
+/// compacted topic needs about one per surviving record.
+pub const DEFAULT_MAX_MAP_ENTRIES: usize = 16_384;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkKey {
@@ -102,6 +109,8 @@ pub struct RunJournal {
     /// The target partition's log start, as last seen (a recreated target
     /// topic starts at 0 again).
     target_start: i64,
+    /// Entries of `known` held at most (0: [`DEFAULT_MAX_MAP_ENTRIES`]).
+    max_entries: usize,
 }
 
 /// Chunks to write for one partition: (first source offset, runs).
@@ -116,11 +125,40 @@ impl RunJournal {
     /// chunks `stored` ((first source offset, target offset after), as
     /// [`OffsetMapStore::load`] returns them).
     pub fn with_map(known: OffsetMap, stored: Vec<(i64, i64)>) -> Self {
-        Self {
+        let mut journal = Self {
             chunks: Vec::new(),
             known,
             stored,
             target_start: 0,
+            max_entries: 0,
+        };
+        journal.bound_memory();
+        journal
+    }
+
+    /// Holds at most `max_entries` entries of the map in memory (see
+    /// [`DEFAULT_MAX_MAP_ENTRIES`]); translations of the oldest offsets then
+    /// err towards re-reading. The map on the topic stays exact (`ferry
+    /// offsets translate` reads it).
+    pub fn set_max_entries(&mut self, max_entries: usize) {
+        self.max_entries = max_entries;
+        self.bound_memory();
+    }
+
+    fn limit(&self) -> usize {
+        if self.max_entries == 0 {
+            DEFAULT_MAX_MAP_ENTRIES
+        } else {
+            self.max_entries
+        }
+    }
+
+    /// Merges the oldest entries once the map holds an eighth more than
+    /// its limit (so the merge, linear in the map, runs rarely).
+    fn bound_memory(&mut self) {
+        let limit = self.limit();
+        if self.known.len() > limit + limit / 8 {
+            self.known.coarsen_to(limit);
         }
     }
 
@@ -171,6 +209,7 @@ impl RunJournal {
         // Live runs follow each other and supersede the loaded map from
         // where this run of ferry resumed (keeping what does not conflict).
         self.known.supersede(run);
+        self.bound_memory();
         if let Some(chunk) = self.chunks.last_mut() {
             if let Some(last) = chunk.runs.last_mut() {
                 if last.source == run.source {
@@ -702,6 +741,48 @@ mod tests {
             "not the old topic's 5005"
         );
         assert_eq!(loaded.chunks, vec![(0, 5040), (100, 0), (5000, 0)]);
+    }
+
+    /// Engine review #2: a compacted topic leaves a run per surviving record
+    /// (irregular gaps); the journal holds at most its limit, and older
+    /// offsets translate conservatively (never past where they landed).
+    #[test]
+    fn a_compacted_topic_keeps_the_map_within_its_limit() {
+        let mut journal = RunJournal::new();
+        journal.set_max_entries(1_000);
+        let mut map = OffsetMap::new();
+        let mut exact = Vec::new(); // (source, target) of every record
+        let mut target = 0;
+        for batch in 0..200i64 {
+            // Surviving records at irregular offsets, 500 per batch.
+            let offsets: Vec<i64> = (0..500)
+                .map(|i| {
+                    let n = batch * 500 + i;
+                    n * 3 + (n * n) % 2
+                })
+                .collect();
+            map.record_offsets(&offsets, target).unwrap();
+            exact.extend(offsets.iter().zip(target..).map(|(s, t)| (*s, t)));
+            target += 500;
+            journal.absorb(&mut map);
+            let w = journal.pending();
+            journal.written(&w);
+        }
+        assert!(
+            journal.map().len() <= 1_000 + 1_000 / 8,
+            "{}",
+            journal.map().len()
+        );
+        for &(source, at) in exact.iter().step_by(37) {
+            let t = journal.translate(source).unwrap();
+            assert!(t <= at, "source {source} landed at {at}, translated to {t}");
+        }
+        let &(last_source, last_target) = exact.last().unwrap();
+        assert_eq!(
+            journal.translate(last_source),
+            Some(last_target),
+            "recent: exact"
+        );
     }
 
     #[test]
