@@ -503,6 +503,76 @@ mod tests {
     }
 
     #[test]
+    fn topic_ids_are_written_as_kafka_prints_them() {
+        let bytes: [u8; 16] = std::array::from_fn(|i| u8::try_from(i).unwrap_or(0));
+        let id = TopicId::new(bytes).unwrap();
+        assert_eq!(id.to_string(), "AAECAwQFBgcICQoLDA0ODw");
+        assert_eq!(TopicId::parse("AAECAwQFBgcICQoLDA0ODw"), Some(id));
+        assert_eq!(TopicId::parse("not an id"), None);
+        assert_eq!(TopicId::new([0; 16]), None, "Kafka's zero id means none");
+    }
+
+    /// Records of older ferry (no stamp, no ids) load as before; a stamped
+    /// record appended after a newer one (a late retry) does not win.
+    #[test]
+    fn the_newest_write_wins_not_the_last_appended() {
+        let record = |offset: i64, json: &str| Record {
+            offset,
+            timestamp: -1,
+            key: Some(Bytes::from_static(
+                br#"{"flow":"f","topic":"orders","partition":0}"#,
+            )),
+            value: Some(Bytes::from(json.to_owned())),
+            headers: vec![],
+        };
+        let mut folded = Folded::default();
+        let old = r#"{"source_offset":10,"target_topic":"t","target_offset":9,"time_ms":1}"#;
+        let newer = r#"{"source_offset":30,"target_topic":"t","target_offset":29,"time_ms":1,"epoch":1,"seq":2}"#;
+        let late = r#"{"source_offset":20,"target_topic":"t","target_offset":19,"time_ms":1,"epoch":1,"seq":1}"#;
+        folded.fold(&record(0, old)).unwrap();
+        folded.fold(&record(1, newer)).unwrap();
+        folded.fold(&record(2, late)).unwrap();
+        assert_eq!(folded.max_epoch(), 1);
+        let loaded: Vec<_> = folded.into_checkpoints().collect();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].1.value.source_offset, 30);
+        assert_eq!(loaded[0].1.ids, TopicIds::default());
+    }
+
+    #[test]
+    fn a_checkpoint_fits_only_the_topics_it_was_written_for() {
+        let (a, b) = (TopicId::new([1; 16]), TopicId::new([2; 16]));
+        let checkpoint = Checkpoint {
+            value: entry("f", 0, 10).1,
+            ids: TopicIds {
+                source: a,
+                target: a,
+            },
+            order: WriteStamp::default(),
+        };
+        let fit = |source, topic: &str, target| checkpoint_fit(&checkpoint, source, topic, target);
+        assert_eq!(fit(a, "east.orders", a), CheckpointFit::Resume);
+        assert_eq!(
+            fit(None, "east.orders", None),
+            CheckpointFit::Resume,
+            "no ids: by name"
+        );
+        assert!(matches!(
+            fit(b, "east.orders", a),
+            CheckpointFit::SourceRecreated { .. }
+        ));
+        assert!(matches!(
+            fit(a, "west.orders", a),
+            CheckpointFit::TargetRenamed { .. }
+        ));
+        assert!(matches!(
+            fit(a, "east.orders", b),
+            CheckpointFit::TargetRecreated { .. }
+        ));
+        assert_eq!(compare_topic_id(a, None), Identity::Unknown);
+    }
+
+    #[test]
     fn many_entries_split_into_several_batches() {
         let entries: Vec<_> = (0..5000).map(|p| entry("f", p, 1)).collect();
         assert_eq!(encode(&entries).unwrap().len(), 3);
