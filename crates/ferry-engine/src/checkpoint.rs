@@ -5,9 +5,9 @@
 //! use). Key and value are JSON so any Kafka tool can read them:
 //!
 //! ```text
-//! key   {"flow":"east-to-west","topic":"orders","partition":3}
-//! value {"source_offset":1200,"target_topic":"east.orders","target_offset":1187,"time_ms":1764170000000,
-//!        "epoch":4,"seq":118,"source_topic_id":"mB0nBqKSRsO0hD2hy5dJ3w","target_topic_id":"1QkVn7mBQTKb1yXq1y0p2Q"}
+//! key    {"flow":"east-to-west","topic":"orders","partition":3}
+//! value  {"source_offset":1200,"target_topic":"east.orders","target_offset":1187,"time_ms":1764170000000}
+//! header ferry: {"epoch":4,"seq":118,"source_topic_id":"mB0nBqKSRsO0hD2hy5dJ3w","target_topic_id":"1QkVn7mBQTKb1yXq1y0p2Q"}
 //! ```
 //!
 //! `source_offset` is the next source offset to replicate: everything before
@@ -15,20 +15,21 @@
 //! replicated record (null if none was replicated yet). `time_ms` is the
 //! host's clock, for people only: nothing orders or validates by it.
 //!
+//! The record header `ferry` ([`RecordMeta`]) carries ferry's bookkeeping,
+//! so the value stays what older ferry reads (a rollback keeps working).
 //! `epoch` and `seq` order the writes ([`WriteClock`]): on load the value
 //! with the highest `(epoch, seq)` wins, not the one appended last (a
-//! timed-out request can be appended after its retry). Values written by
-//! older ferry have neither: they order by their place in the log, after
+//! timed-out request can be appended after its retry). Records written by
+//! older ferry have no header: they order by their place in the log, after
 //! stamped values earlier in the log and before any later run's.
 //!
 //! `source_topic_id` / `target_topic_id` are Kafka's topic ids (Metadata v10,
 //! Kafka 2.8+), as Kafka prints them: a checkpoint of a topic that was
 //! deleted and re-created since is recognised by [`checkpoint_fit`] and never
-//! resumed. Brokers without topic ids, and values written by older ferry,
+//! resumed. Brokers without topic ids, and records written by older ferry,
 //! leave them out: the topic is then recognised by name only, as before.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use bytes::Bytes;
 use ferry_client::{Client, TopicPartition};
@@ -36,7 +37,7 @@ use ferry_wire::record::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::compacted::{self, StampOrder, StoreError};
-pub use crate::compacted::{WriteClock, WriteStamp};
+pub use crate::compacted::{RecordMeta, TopicId, TopicIds, WriteClock, WriteStamp};
 
 /// The checkpoint topic on every target cluster.
 pub const CHECKPOINT_TOPIC: &str = "__ferry_checkpoints";
@@ -49,153 +50,13 @@ pub struct CheckpointKey {
     pub partition: i32,
 }
 
+/// Unknown fields are ignored, so a later version may add some.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointValue {
     pub source_offset: i64,
     pub target_topic: String,
     pub target_offset: Option<i64>,
     pub time_ms: i64,
-}
-
-/// The value as stored: [`CheckpointValue`] with its write stamp and topic
-/// ids (each left out when unknown, so such a value reads as before).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredValue {
-    source_offset: i64,
-    target_topic: String,
-    target_offset: Option<i64>,
-    time_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    epoch: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    source_topic_id: Option<TopicId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    target_topic_id: Option<TopicId>,
-}
-
-impl StoredValue {
-    fn new(value: &CheckpointValue, stamp: Option<WriteStamp>, ids: TopicIds) -> Self {
-        Self {
-            source_offset: value.source_offset,
-            target_topic: value.target_topic.clone(),
-            target_offset: value.target_offset,
-            time_ms: value.time_ms,
-            epoch: stamp.map(|s| s.epoch),
-            seq: stamp.map(|s| s.seq),
-            source_topic_id: ids.source,
-            target_topic_id: ids.target,
-        }
-    }
-
-    fn stamp(&self) -> Option<WriteStamp> {
-        Some(WriteStamp {
-            epoch: self.epoch?,
-            seq: self.seq?,
-        })
-    }
-
-    fn into_checkpoint(self, order: WriteStamp) -> Checkpoint {
-        Checkpoint {
-            ids: TopicIds {
-                source: self.source_topic_id,
-                target: self.target_topic_id,
-            },
-            order,
-            value: CheckpointValue {
-                source_offset: self.source_offset,
-                target_topic: self.target_topic,
-                target_offset: self.target_offset,
-                time_ms: self.time_ms,
-            },
-        }
-    }
-}
-
-/// A topic id as Kafka gives it (16 bytes), written as Kafka prints it
-/// (URL-safe base64 without padding, 22 characters, as
-/// `kafka-topics.sh --describe` shows it).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicId(pub [u8; 16]);
-
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-impl TopicId {
-    /// `None` for Kafka's "no id" (all zeroes), which brokers send when a
-    /// topic has none.
-    pub fn new(bytes: [u8; 16]) -> Option<Self> {
-        (bytes != [0; 16]).then_some(Self(bytes))
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        let mut bits = 0u32;
-        let mut held = 0;
-        let mut out = Vec::with_capacity(16);
-        for c in text.bytes() {
-            let v = u32::try_from(BASE64URL.iter().position(|&b| b == c)?).ok()?;
-            bits = (bits << 6) | v;
-            held += 6;
-            if held >= 8 {
-                held -= 8;
-                out.push(u8::try_from((bits >> held) & 0xff).ok()?);
-            }
-        }
-        Some(Self(out.try_into().ok()?))
-    }
-}
-
-impl fmt::Display for TopicId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut bits = 0u32;
-        let mut held = 0;
-        for &b in &self.0 {
-            bits = (bits << 8) | u32::from(b);
-            held += 8;
-            while held >= 6 {
-                held -= 6;
-                f.write_str(char_at(bits >> held))?;
-            }
-        }
-        if held > 0 {
-            f.write_str(char_at(bits << (6 - held)))?;
-        }
-        Ok(())
-    }
-}
-
-fn char_at(index: u32) -> &'static str {
-    let i = usize::try_from(index & 63).unwrap_or(0);
-    // ASCII: one byte each.
-    std::str::from_utf8(&BASE64URL[i..=i]).unwrap_or("A")
-}
-
-impl fmt::Debug for TopicId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TopicId({self})")
-    }
-}
-
-impl Serialize for TopicId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for TopicId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("not a Kafka topic id: {text:?}")))
-    }
-}
-
-/// The ids of a partition's source and target topics when a checkpoint or
-/// map chunk was written; `None` where not known.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct TopicIds {
-    pub source: Option<TopicId>,
-    pub target: Option<TopicId>,
 }
 
 /// Whether a topic is the one something was stored for.
@@ -288,10 +149,8 @@ pub type CheckpointError = StoreError;
 /// Encodes checkpoint entries as record batches (uncompressed: tiny JSON),
 /// without write stamps or topic ids.
 pub fn encode(entries: &[(CheckpointKey, CheckpointValue)]) -> Result<Vec<Bytes>, CheckpointError> {
-    let entries: Vec<(&CheckpointKey, Option<StoredValue>)> = entries
-        .iter()
-        .map(|(k, v)| (k, Some(StoredValue::new(v, None, TopicIds::default()))))
-        .collect();
+    let entries: Vec<(&CheckpointKey, Option<&CheckpointValue>)> =
+        entries.iter().map(|(k, v)| (k, Some(v))).collect();
     compacted::encode(CHECKPOINT_TOPIC, &entries)
 }
 
@@ -327,7 +186,7 @@ impl Folded {
     pub fn fold(&mut self, record: &Record) -> Result<(), CheckpointError> {
         let key: CheckpointKey =
             compacted::parse(CHECKPOINT_TOPIC, record.offset, record.key.as_ref(), "key")?;
-        let value: Option<StoredValue> = match &record.value {
+        let value: Option<CheckpointValue> = match &record.value {
             None => None,
             Some(v) => Some(compacted::parse(
                 CHECKPOINT_TOPIC,
@@ -336,16 +195,19 @@ impl Folded {
                 "value",
             )?),
         };
-        let order = self
-            .stamps
-            .order(value.as_ref().and_then(StoredValue::stamp));
+        let meta = RecordMeta::of(CHECKPOINT_TOPIC, record)?;
+        let order = self.stamps.order(meta.stamp());
         let rank = (order, record.offset);
         if self.orders.get(&key).is_some_and(|held| *held > rank) {
             return Ok(()); // an older write the broker appended late
         }
         self.orders.insert(key.clone(), rank);
-        self.state
-            .insert(key, value.map(|v| v.into_checkpoint(order)));
+        let checkpoint = value.map(|value| Checkpoint {
+            value,
+            ids: meta.ids(),
+            order,
+        });
+        self.state.insert(key, checkpoint);
         Ok(())
     }
 
@@ -430,11 +292,11 @@ impl CheckpointStore {
         entries: &[(CheckpointKey, CheckpointValue, TopicIds)],
     ) -> Result<(), CheckpointError> {
         let stamp = self.clock.next();
-        let records: Vec<(&CheckpointKey, Option<StoredValue>)> = entries
+        let records: Vec<(&CheckpointKey, Option<&CheckpointValue>, RecordMeta)> = entries
             .iter()
-            .map(|(k, v, ids)| (k, Some(StoredValue::new(v, Some(stamp), *ids))))
+            .map(|(k, v, ids)| (k, Some(v), RecordMeta::stamped(stamp, *ids)))
             .collect();
-        let batches = compacted::encode(CHECKPOINT_TOPIC, &records)?;
+        let batches = compacted::encode_with_meta(CHECKPOINT_TOPIC, &records)?;
         compacted::write(&self.client, CHECKPOINT_TOPIC, batches).await
     }
 }
@@ -516,22 +378,31 @@ mod tests {
     /// record appended after a newer one (a late retry) does not win.
     #[test]
     fn the_newest_write_wins_not_the_last_appended() {
-        let record = |offset: i64, json: &str| Record {
+        let record = |offset: i64, source_offset: i64, header: Option<&str>| Record {
             offset,
             timestamp: -1,
             key: Some(Bytes::from_static(
                 br#"{"flow":"f","topic":"orders","partition":0}"#,
             )),
-            value: Some(Bytes::from(json.to_owned())),
-            headers: vec![],
+            value: Some(Bytes::from(format!(
+                r#"{{"source_offset":{source_offset},"target_topic":"t","target_offset":null,"time_ms":1}}"#
+            ))),
+            headers: header
+                .map(|h| ferry_wire::record::Header {
+                    key: Bytes::from_static(b"ferry"),
+                    value: Some(Bytes::from(h.to_owned())),
+                })
+                .into_iter()
+                .collect(),
         };
         let mut folded = Folded::default();
-        let old = r#"{"source_offset":10,"target_topic":"t","target_offset":9,"time_ms":1}"#;
-        let newer = r#"{"source_offset":30,"target_topic":"t","target_offset":29,"time_ms":1,"epoch":1,"seq":2}"#;
-        let late = r#"{"source_offset":20,"target_topic":"t","target_offset":19,"time_ms":1,"epoch":1,"seq":1}"#;
-        folded.fold(&record(0, old)).unwrap();
-        folded.fold(&record(1, newer)).unwrap();
-        folded.fold(&record(2, late)).unwrap();
+        folded.fold(&record(0, 10, None)).unwrap(); // older ferry
+        folded
+            .fold(&record(1, 30, Some(r#"{"epoch":1,"seq":2}"#)))
+            .unwrap();
+        folded
+            .fold(&record(2, 20, Some(r#"{"epoch":1,"seq":1}"#)))
+            .unwrap(); // appended late
         assert_eq!(folded.max_epoch(), 1);
         let loaded: Vec<_> = folded.into_checkpoints().collect();
         assert_eq!(loaded.len(), 1);

@@ -13,6 +13,7 @@
 //! (INVALID_TIMESTAMP). Which record is newest is never decided by a
 //! timestamp either: see [`WriteClock`].
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,8 +25,8 @@ use ferry_client::{
 use ferry_wire::batch::{BatchIter, FetchedBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
-use ferry_wire::record::Record;
-use serde::Serialize;
+use ferry_wire::record::{Header, Record};
+use serde::{Deserialize, Serialize};
 
 /// Records per produced batch: keeps a batch far below 1 MiB.
 const RECORDS_PER_BATCH: usize = 2_000;
@@ -33,6 +34,150 @@ const RECORDS_PER_BATCH: usize = 2_000;
 /// The timestamp of every record ferry writes to its own topics: Kafka's
 /// "no timestamp" (-1), never validated against the broker's clock bounds.
 pub(crate) const NO_TIMESTAMP: i64 = -1;
+
+/// A topic id as Kafka gives it (16 bytes), written as Kafka prints it
+/// (URL-safe base64 without padding, 22 characters, as
+/// `kafka-topics.sh --describe` shows it).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicId(pub [u8; 16]);
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+impl TopicId {
+    /// `None` for Kafka's "no id" (all zeroes), which brokers send when a
+    /// topic has none.
+    pub fn new(bytes: [u8; 16]) -> Option<Self> {
+        (bytes != [0; 16]).then_some(Self(bytes))
+    }
+
+    /// Reads Kafka's printed form back (`None` if it is not one).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut bits = 0u32;
+        let mut held = 0;
+        let mut out = Vec::with_capacity(16);
+        for c in text.bytes() {
+            let v = u32::try_from(BASE64URL.iter().position(|&b| b == c)?).ok()?;
+            bits = (bits << 6) | v;
+            held += 6;
+            if held >= 8 {
+                held -= 8;
+                out.push(u8::try_from((bits >> held) & 0xff).ok()?);
+            }
+        }
+        Some(Self(out.try_into().ok()?))
+    }
+}
+
+impl fmt::Display for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut bits = 0u32;
+        let mut held = 0;
+        for &b in &self.0 {
+            bits = (bits << 8) | u32::from(b);
+            held += 8;
+            while held >= 6 {
+                held -= 6;
+                f.write_str(char_at(bits >> held))?;
+            }
+        }
+        if held > 0 {
+            f.write_str(char_at(bits << (6 - held)))?;
+        }
+        Ok(())
+    }
+}
+
+fn char_at(index: u32) -> &'static str {
+    let i = usize::try_from(index & 63).unwrap_or(0);
+    // ASCII: one byte each.
+    std::str::from_utf8(&BASE64URL[i..=i]).unwrap_or("A")
+}
+
+impl fmt::Debug for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicId({self})")
+    }
+}
+
+impl Serialize for TopicId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a Kafka topic id: {text:?}")))
+    }
+}
+
+/// The ids of a partition's source and target topics when a checkpoint or
+/// map chunk was written; `None` where not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TopicIds {
+    pub source: Option<TopicId>,
+    pub target: Option<TopicId>,
+}
+
+/// The record header holding [`RecordMeta`].
+pub const META_HEADER: &str = "ferry";
+
+/// Ferry's bookkeeping on each record of its topics, as JSON in the record
+/// header [`META_HEADER`]: the write's place in the write order
+/// ([`WriteClock`]) and the ids of the topics the record is for. A header,
+/// not fields of the value, so that an older ferry (which refuses unknown
+/// value fields) still reads the records after a rollback. Every field is
+/// optional; records of older ferry have no header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_topic_id: Option<TopicId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_topic_id: Option<TopicId>,
+}
+
+impl RecordMeta {
+    pub fn stamped(stamp: WriteStamp, ids: TopicIds) -> Self {
+        Self {
+            epoch: Some(stamp.epoch),
+            seq: Some(stamp.seq),
+            source_topic_id: ids.source,
+            target_topic_id: ids.target,
+        }
+    }
+
+    pub fn stamp(&self) -> Option<WriteStamp> {
+        Some(WriteStamp {
+            epoch: self.epoch?,
+            seq: self.seq?,
+        })
+    }
+
+    pub fn ids(&self) -> TopicIds {
+        TopicIds {
+            source: self.source_topic_id,
+            target: self.target_topic_id,
+        }
+    }
+
+    /// The bookkeeping of `record` of `topic` (default without the header).
+    pub fn of(topic: &'static str, record: &Record) -> Result<Self, StoreError> {
+        match record
+            .headers
+            .iter()
+            .find(|h| h.key.as_ref() == META_HEADER.as_bytes())
+        {
+            None => Ok(Self::default()),
+            Some(h) => parse(topic, record.offset, h.value.as_ref(), "header"),
+        }
+    }
+}
 
 /// Orders ferry's writes to its own topics across runs without any clock:
 /// a run's `epoch` is one above the highest epoch it loaded, and `seq`
@@ -300,17 +445,36 @@ pub(crate) fn encode<K: Serialize, V: Serialize>(
     topic: &'static str,
     entries: &[(K, Option<V>)],
 ) -> Result<Vec<Bytes>, StoreError> {
+    let entries: Vec<(&K, Option<&V>, RecordMeta)> = entries
+        .iter()
+        .map(|(k, v)| (k, v.as_ref(), RecordMeta::default()))
+        .collect();
+    encode_with_meta(topic, &entries)
+}
+
+/// [`encode`], each record with its [`RecordMeta`] header (none if empty).
+pub(crate) fn encode_with_meta<K: Serialize, V: Serialize>(
+    topic: &'static str,
+    entries: &[(K, Option<V>, RecordMeta)],
+) -> Result<Vec<Bytes>, StoreError> {
     entries
         .chunks(RECORDS_PER_BATCH)
         .map(|chunk| {
             let records: Vec<Record> = chunk
                 .iter()
-                .map(|(k, v)| Record {
+                .map(|(k, v, meta)| Record {
                     offset: 0,
                     timestamp: NO_TIMESTAMP,
                     key: Some(Bytes::from(json(k))),
                     value: v.as_ref().map(|v| Bytes::from(json(v))),
-                    headers: Vec::new(),
+                    headers: if *meta == RecordMeta::default() {
+                        Vec::new()
+                    } else {
+                        vec![Header {
+                            key: Bytes::from_static(META_HEADER.as_bytes()),
+                            value: Some(Bytes::from(json(meta))),
+                        }]
+                    },
                 })
                 .collect();
             build_batch(&BatchSpec::producer(Compression::None), &records)

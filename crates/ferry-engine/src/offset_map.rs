@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-/// Memory of one map entry, about: key, [`Span`] and the B-tree's share
+/// Memory of one map entry, about: key, span and the B-tree's share
 /// (measured ~56 bytes per entry in a release-like build).
 pub const ENTRY_BYTES: usize = 80;
 
@@ -38,7 +38,7 @@ impl Run {
 }
 
 /// Runs keyed by their first source offset, regular stretches of them held
-/// as one [`Span`]: a transactional stream leaves a one-offset gap (its
+/// as one span: a transactional stream leaves a one-offset gap (its
 /// commit marker) after every transaction, so a run per transaction would
 /// cost ~56 bytes each for as long as the target keeps the records; as a
 /// span, any number of equal transactions costs one entry.

@@ -18,14 +18,28 @@
 //!
 //! The flow writes new runs before each checkpoint, so a checkpoint never
 //! points past what the persisted map covers.
+//!
+//! Each record also carries the header `ferry` ([`RecordMeta`]): the write's
+//! epoch and sequence ([`WriteClock`]) and the topic ids. On load, chunks
+//! are applied in write order, each newer chunk superseding older runs only
+//! from its first source offset on (`assemble_partition`); chunks of
+//! another topic id than the newest are left out.
+//!
+//! Memory: the journal holds the map compactly (regular stretches as one
+//! entry, see [`crate::offset_map`]) and at most [`DEFAULT_MAX_MAP_ENTRIES`]
+//! entries per partition ([`RunJournal::set_max_entries`]). Loading still
+//! reads every chunk of the flow once at start-up (the newest version of
+//! each key, then assembled), so start-up memory is proportional to the
+//! chunks on the topic until they are assembled.
 
 use std::collections::HashMap;
 
 use ferry_client::{Client, TopicPartition};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{TopicId, TopicIds};
-use crate::compacted::{self, StampOrder, StoreError, WriteClock, WriteStamp};
+use crate::compacted::{
+    self, RecordMeta, StampOrder, StoreError, TopicId, TopicIds, WriteClock, WriteStamp,
+};
 use crate::offset_map::{OffsetMap, Run};
 
 /// The offset map topic on every target cluster.
@@ -51,38 +65,13 @@ pub struct ChunkKey {
     pub from: i64,
 }
 
+/// Unknown fields are ignored, so a later version may add some. Ferry's
+/// bookkeeping (write order, topic ids) is in the record header
+/// ([`RecordMeta`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkValue {
     /// `[source, target, len]` per run, in order.
     pub runs: Vec<[i64; 3]>,
-    /// The write's place in the order of writes ([`WriteClock`]); absent in
-    /// chunks of older ferry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub epoch: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// The ids of the source and target topics the runs are of; absent when
-    /// not known (see [`crate::checkpoint`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_topic_id: Option<TopicId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_topic_id: Option<TopicId>,
-}
-
-impl ChunkValue {
-    fn stamp(&self) -> Option<WriteStamp> {
-        Some(WriteStamp {
-            epoch: self.epoch?,
-            seq: self.seq?,
-        })
-    }
-
-    fn ids(&self) -> TopicIds {
-        TopicIds {
-            source: self.source_topic_id,
-            target: self.target_topic_id,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,7 +307,7 @@ impl OffsetMapStore {
         chunks: &[IdentifiedWrites],
     ) -> Result<(), StoreError> {
         let stamp = self.clock.next();
-        let entries: Vec<(ChunkKey, Option<ChunkValue>)> = chunks
+        let entries: Vec<(ChunkKey, Option<ChunkValue>, RecordMeta)> = chunks
             .iter()
             .flat_map(|(tp, ids, writes)| {
                 writes.iter().map(move |(from, runs)| {
@@ -331,11 +320,8 @@ impl OffsetMapStore {
                         },
                         Some(ChunkValue {
                             runs: runs.iter().map(|r| [r.source, r.target, r.len]).collect(),
-                            epoch: Some(stamp.epoch),
-                            seq: Some(stamp.seq),
-                            source_topic_id: ids.source,
-                            target_topic_id: ids.target,
                         }),
+                        RecordMeta::stamped(stamp, *ids),
                     )
                 })
             })
@@ -343,7 +329,7 @@ impl OffsetMapStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let batches = compacted::encode(OFFSET_MAP_TOPIC, &entries)?;
+        let batches = compacted::encode_with_meta(OFFSET_MAP_TOPIC, &entries)?;
         compacted::write(&self.client, OFFSET_MAP_TOPIC, batches).await
     }
 
@@ -395,7 +381,8 @@ impl OffsetMapStore {
                     "value",
                 )?),
             };
-            latest.insert(key, value, r.offset, flow);
+            let meta = RecordMeta::of(OFFSET_MAP_TOPIC, r)?;
+            latest.insert(key, value, meta, r.offset, flow);
             Ok(())
         })
         .await?;
@@ -404,12 +391,16 @@ impl OffsetMapStore {
     }
 }
 
+/// A chunk as last written: (write order, log offset), its bookkeeping and
+/// its value (`None`: deleted).
+type StoredVersion = ((WriteStamp, i64), RecordMeta, Option<ChunkValue>);
+
 /// The newest version of each chunk key of one flow, as read from the log
 /// (compaction may not have run yet).
 #[derive(Debug, Default)]
 pub(crate) struct LatestChunks {
     /// (write order, log offset) and the value (`None`: deleted).
-    chunks: HashMap<ChunkKey, ((WriteStamp, i64), Option<ChunkValue>)>,
+    chunks: HashMap<ChunkKey, StoredVersion>,
     stamps: StampOrder,
 }
 
@@ -420,28 +411,25 @@ impl LatestChunks {
         &mut self,
         key: ChunkKey,
         value: Option<ChunkValue>,
+        meta: RecordMeta,
         offset: i64,
         flow: &str,
     ) {
-        let rank = (
-            self.stamps
-                .order(value.as_ref().and_then(ChunkValue::stamp)),
-            offset,
-        );
+        let rank = (self.stamps.order(meta.stamp()), offset);
         if key.flow != flow {
             return;
         }
-        if self.chunks.get(&key).is_some_and(|(held, _)| *held > rank) {
+        if self.chunks.get(&key).is_some_and(|(held, ..)| *held > rank) {
             return; // an older write the broker appended late
         }
-        self.chunks.insert(key, (rank, value));
+        self.chunks.insert(key, (rank, meta, value));
     }
 
     /// Builds each partition's map from its chunks in write order (see
     /// [`assemble_partition`]).
     pub(crate) fn assemble(self) -> HashMap<TopicPartition, LoadedMap> {
         let mut by_partition: HashMap<TopicPartition, Vec<OrderedChunk>> = HashMap::new();
-        for (key, (rank, value)) in self.chunks {
+        for (key, (rank, meta, value)) in self.chunks {
             let Some(value) = value else { continue };
             by_partition
                 .entry(TopicPartition::new(key.topic, key.partition))
@@ -450,6 +438,7 @@ impl LatestChunks {
                     rank,
                     from: key.from,
                     value,
+                    ids: meta.ids(),
                 });
         }
         by_partition
@@ -466,6 +455,7 @@ pub(crate) struct OrderedChunk {
     pub(crate) rank: (WriteStamp, i64),
     pub(crate) from: i64,
     pub(crate) value: ChunkValue,
+    pub(crate) ids: TopicIds,
 }
 
 /// One partition's persisted map and its chunks on the topic.
@@ -495,14 +485,14 @@ pub struct LoadedMap {
 /// the log (see `compacted::StampOrder`), which is their write order.
 pub(crate) fn assemble_partition(mut chunks: Vec<OrderedChunk>) -> LoadedMap {
     chunks.sort_by_key(|c| c.rank);
-    let ids = chunks.last().map(|c| c.value.ids()).unwrap_or_default();
+    let ids = chunks.last().map(|c| c.ids).unwrap_or_default();
     let other_topic = |mine: Option<TopicId>, newest: Option<TopicId>| matches!((mine, newest), (Some(a), Some(b)) if a != b);
     let mut loaded = LoadedMap {
         ids,
         ..LoadedMap::default()
     };
     for chunk in chunks {
-        let chunk_ids = chunk.value.ids();
+        let chunk_ids = chunk.ids;
         if other_topic(chunk_ids.source, ids.source) || other_topic(chunk_ids.target, ids.target) {
             loaded.chunks.push((chunk.from, 0));
             continue;
@@ -626,8 +616,8 @@ mod tests {
             from,
             value: ChunkValue {
                 runs: runs.to_vec(),
-                ..ChunkValue::default()
             },
+            ids: TopicIds::default(),
         }
     }
 
@@ -697,17 +687,22 @@ mod tests {
             partition: 0,
             from,
         };
-        let value = |runs: &[[i64; 3]], stamp: Option<(u64, u64)>| ChunkValue {
-            runs: runs.to_vec(),
+        let meta = |stamp: Option<(u64, u64)>| RecordMeta {
             epoch: stamp.map(|s| s.0),
             seq: stamp.map(|s| s.1),
-            ..ChunkValue::default()
+            ..RecordMeta::default()
         };
         let mut latest = LatestChunks::default();
-        latest.insert(key(0), Some(value(&[[0, 0, 10]], None)), 0, "f");
-        latest.insert(key(0), Some(value(&[[0, 0, 20]], Some((1, 2)))), 1, "f");
-        latest.insert(key(0), Some(value(&[[0, 0, 15]], Some((1, 1)))), 2, "f");
-        latest.insert(key(7), Some(value(&[[7, 7, 1]], None)), 3, "other");
+        let mut insert = |from, runs: &[[i64; 3]], stamp, offset, flow| {
+            let value = ChunkValue {
+                runs: runs.to_vec(),
+            };
+            latest.insert(key(from), Some(value), meta(stamp), offset, flow);
+        };
+        insert(0, &[[0, 0, 10]], None, 0, "f");
+        insert(0, &[[0, 0, 20]], Some((1, 2)), 1, "f");
+        insert(0, &[[0, 0, 15]], Some((1, 1)), 2, "f");
+        insert(7, &[[7, 7, 1]], None, 3, "other");
         let loaded = latest.assemble();
         let m = &loaded[&TopicPartition::new("t", 0)].map;
         assert_eq!(
@@ -725,7 +720,7 @@ mod tests {
         let old = TopicId::new([1; 16]);
         let new = TopicId::new([2; 16]);
         let with_id = |mut c: OrderedChunk, id| {
-            c.value.source_topic_id = id;
+            c.ids.source = id;
             c
         };
         let loaded = assemble_partition(vec![
@@ -799,7 +794,6 @@ mod tests {
         );
         let value = ChunkValue {
             runs: vec![[1200, 1187, 800]],
-            ..ChunkValue::default()
         };
         assert_eq!(
             String::from_utf8(compacted::json(&value)).unwrap(),

@@ -38,19 +38,15 @@ const FLOW: &str = "f";
 /// The `__ferry_offset_map` topic: every record ever appended.
 #[derive(Default)]
 struct MapTopic {
-    log: Vec<(ChunkKey, Option<ChunkValue>)>,
+    log: Vec<(ChunkKey, Option<ChunkValue>, RecordMeta)>,
 }
 
 impl MapTopic {
     fn load(&self) -> LoadedMap {
         let mut latest = LatestChunks::default();
-        for (offset, (key, value)) in self.log.iter().enumerate() {
-            latest.insert(
-                key.clone(),
-                value.clone(),
-                i64::try_from(offset).unwrap(),
-                FLOW,
-            );
+        for (offset, (key, value, meta)) in self.log.iter().enumerate() {
+            let offset = i64::try_from(offset).unwrap();
+            latest.insert(key.clone(), value.clone(), *meta, offset, FLOW);
         }
         latest
             .assemble()
@@ -61,7 +57,7 @@ impl MapTopic {
     fn max_epoch(&self) -> u64 {
         self.log
             .iter()
-            .filter_map(|(_, v)| v.as_ref()?.epoch)
+            .filter_map(|(_, _, meta)| meta.epoch)
             .max()
             .unwrap_or(0)
     }
@@ -135,7 +131,7 @@ fn simulate(seed: u64) {
     let mut topic = MapTopic::default();
     let mut checkpoint: Option<(i64, i64)> = None;
     let mut seen = Seen::new();
-    let mut old_writes: Vec<(ChunkKey, Option<ChunkValue>)> = Vec::new();
+    let mut old_writes: Vec<(ChunkKey, Option<ChunkValue>, RecordMeta)> = Vec::new();
 
     for run in 0..rng.between(1, 5) {
         let loaded = topic.load();
@@ -183,12 +179,10 @@ fn simulate(seed: u64) {
                 for (from, runs) in &pending {
                     let value = ChunkValue {
                         runs: runs.iter().map(|r| [r.source, r.target, r.len]).collect(),
-                        epoch: Some(stamp.epoch),
-                        seq: Some(stamp.seq),
-                        ..ChunkValue::default()
                     };
-                    topic.log.push((key(*from), Some(value.clone())));
-                    old_writes.push((key(*from), Some(value)));
+                    let meta = RecordMeta::stamped(stamp, TopicIds::default());
+                    topic.log.push((key(*from), Some(value.clone()), meta));
+                    old_writes.push((key(*from), Some(value), meta));
                 }
                 journal.written(&pending);
                 // The checkpoint follows the map, unless its write fails.
