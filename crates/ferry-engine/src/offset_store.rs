@@ -471,6 +471,33 @@ pub struct LoadedMap {
     pub ids: TopicIds,
 }
 
+impl LoadedMap {
+    /// This map if it is of the topics with ids `current` (or ids are not
+    /// known on either side); otherwise (a source or target topic deleted
+    /// and re-created since) an empty map whose chunks are all due for
+    /// deletion: the new topic is mirrored afresh, never with the old map.
+    /// Pure: the flow calls it at partition start with the current ids.
+    #[must_use]
+    pub fn for_topics(self, current: TopicIds) -> Self {
+        let recreated = |stored, now| {
+            matches!(
+                crate::checkpoint::compare_topic_id(stored, now),
+                crate::checkpoint::Identity::Recreated { .. }
+            )
+        };
+        if !recreated(self.ids.source, current.source)
+            && !recreated(self.ids.target, current.target)
+        {
+            return self;
+        }
+        Self {
+            map: OffsetMap::new(),
+            chunks: self.chunks.into_iter().map(|(from, _)| (from, 0)).collect(),
+            ids: current,
+        }
+    }
+}
+
 /// Builds one partition's map from its chunks **in write order**: each
 /// chunk is newer knowledge than the ones written before it, so it
 /// supersedes them from its first source offset on ([`OffsetMap::supersede`]:
@@ -736,6 +763,34 @@ mod tests {
             "not the old topic's 5005"
         );
         assert_eq!(loaded.chunks, vec![(0, 5040), (100, 0), (5000, 0)]);
+    }
+
+    #[test]
+    fn a_map_of_a_recreated_topic_is_not_resumed() {
+        let (old, new) = (TopicId::new([1; 16]), TopicId::new([2; 16]));
+        let with = |source| {
+            let mut loaded = assemble_partition(vec![chunk(0, 0, &[[0, 0, 5000]])]);
+            loaded.ids.source = source;
+            loaded
+        };
+        let same = TopicIds {
+            source: old,
+            target: None,
+        };
+        assert_eq!(with(old).for_topics(same).map.end(), Some((5000, 5000)));
+        assert_eq!(
+            with(None).for_topics(same).map.end(),
+            Some((5000, 5000)),
+            "no stored id: by name"
+        );
+        let fresh = with(old).for_topics(TopicIds {
+            source: new,
+            target: None,
+        });
+        assert!(fresh.map.is_empty());
+        assert_eq!(fresh.chunks, vec![(0, 0)], "the old chunks are deleted");
+        let mut journal = RunJournal::with_map(fresh.map, fresh.chunks);
+        assert_eq!(journal.expire_below(0), vec![0]);
     }
 
     /// Engine review #2: a compacted topic leaves a run per surviving record
