@@ -402,14 +402,23 @@ impl OffsetMap {
     /// Drops runs that end at or before target offset `target_start` (the
     /// target's log start: nothing below it can be read any more).
     /// The last run always stays: offsets after it still translate to where
-    /// the next record lands.
+    /// the next record lands. An anchor stays while the stretch it covers
+    /// (up to the next run's target) reaches past `target_start`: its
+    /// records may still be there, and dropping it would translate its
+    /// source offsets past them.
     pub fn truncate_below_target(&mut self, target_start: i64) {
         // Targets ascend: only leading spans can be wholly or partly below.
         while self.spans.len() > 1 {
+            let mut leading = self.spans.values();
+            let (Some(span), Some(next)) = (leading.next().copied(), leading.next()) else {
+                return;
+            };
+            if span.first.len == 0 && next.first.target > target_start {
+                return;
+            }
             let Some(entry) = self.spans.first_entry() else {
                 return;
             };
-            let span = *entry.get();
             // Runs i with target_i + len <= target_start are gone.
             let gone = runs_before(
                 target_start - span.first.len + 1,

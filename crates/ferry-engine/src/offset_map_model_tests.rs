@@ -85,12 +85,19 @@ impl Model {
     }
 
     fn truncate_below_target(&mut self, target_start: i64) {
-        let n = self.runs.len();
-        let mut i = 0;
-        self.runs.retain(|r| {
-            i += 1;
-            r.target_end() > target_start || i == n
-        });
+        // Leading runs wholly below; an anchor only once the next run is too.
+        while self.runs.len() > 1 {
+            let (first, next) = (self.runs[0], self.runs[1]);
+            let end = if first.len == 0 {
+                next.target
+            } else {
+                first.target_end()
+            };
+            if end > target_start {
+                return;
+            }
+            self.runs.remove(0);
+        }
     }
 
     fn translate(&self, source: i64) -> Option<i64> {
@@ -235,6 +242,24 @@ fn spans_answer_exactly_as_plain_runs() {
             same_answers(&map, &model, &context);
         }
     }
+}
+
+/// Merged into an anchor beyond the limit, then the target's retention
+/// passes the anchor's first offset: the stretch it covers still reaches
+/// past the log start, so the anchor stays (dropping it skipped records).
+#[test]
+fn a_coarse_anchor_outlives_the_start_of_its_stretch() {
+    let mut map = OffsetMap::new();
+    for i in 0..100 {
+        map.record(i * 3 + i % 2, i, 1).unwrap(); // irregular gaps
+    }
+    assert!(map.coarsen_to(10));
+    assert_eq!(map.len(), 10);
+    let exact_91 = 91; // source 91*3+1 landed at target 91
+    map.truncate_below_target(50);
+    let t = map.translate(60 * 3).unwrap();
+    assert!(t <= 60, "source 180 landed at target 60; translated to {t}");
+    assert!(map.translate(91 * 3 + 1).unwrap() <= exact_91);
 }
 
 #[test]
