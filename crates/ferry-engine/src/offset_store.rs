@@ -37,9 +37,7 @@ use std::collections::HashMap;
 use ferry_client::{Client, TopicPartition};
 use serde::{Deserialize, Serialize};
 
-use crate::compacted::{
-    self, RecordMeta, StampOrder, StoreError, TopicId, TopicIds, WriteClock, WriteStamp,
-};
+use crate::compacted::{self, RecordMeta, StoreError, TopicId, TopicIds, WriteClock};
 use crate::offset_map::{OffsetMap, Run};
 
 /// The offset map topic on every target cluster.
@@ -367,92 +365,52 @@ impl OffsetMapStore {
     /// `flow`'s whole map, by source partition, with where each partition's
     /// chunks end on the target ((first source offset, target offset after)).
     /// Later writes of this store order after everything loaded.
+    ///
+    /// Two passes over the topic (see `offset_store_load.rs`): start-up
+    /// holds the compact maps and a small entry per chunk key, not every
+    /// chunk's runs at once.
     pub async fn load(&self, flow: &str) -> Result<HashMap<TopicPartition, LoadedMap>, StoreError> {
-        let mut latest = LatestChunks::default();
+        let mut plan = load::LoadPlan::default();
         compacted::read_all(&self.client, OFFSET_MAP_TOPIC, |r| {
             let key: ChunkKey =
                 compacted::parse(OFFSET_MAP_TOPIC, r.offset, r.key.as_ref(), "key")?;
             let value: Option<ChunkValue> = match &r.value {
-                None => None,
-                Some(v) => Some(compacted::parse(
+                Some(v) if key.flow == flow => Some(compacted::parse(
                     OFFSET_MAP_TOPIC,
                     r.offset,
                     Some(v),
                     "value",
                 )?),
+                _ => None,
             };
             let meta = RecordMeta::of(OFFSET_MAP_TOPIC, r)?;
-            latest.insert(key, value, meta, r.offset, flow);
+            plan.note(key, value.as_ref(), meta, r.offset, flow);
             Ok(())
         })
         .await?;
-        self.clock.observe(latest.stamps.max_epoch());
-        Ok(latest.assemble())
+        self.clock.observe(plan.max_epoch());
+        let mut order = plan.order();
+        compacted::read_all(&self.client, OFFSET_MAP_TOPIC, |r| {
+            if !order.wants(r.offset) {
+                return Ok(());
+            }
+            let value: ChunkValue =
+                compacted::parse(OFFSET_MAP_TOPIC, r.offset, r.value.as_ref(), "value")?;
+            order.take(r.offset, value);
+            Ok(())
+        })
+        .await?;
+        Ok(order.finish())
     }
 }
 
-/// A chunk as last written: (write order, log offset), its bookkeeping and
-/// its value (`None`: deleted).
-type StoredVersion = ((WriteStamp, i64), RecordMeta, Option<ChunkValue>);
-
-/// The newest version of each chunk key of one flow, as read from the log
-/// (compaction may not have run yet).
-#[derive(Debug, Default)]
-pub(crate) struct LatestChunks {
-    /// (write order, log offset) and the value (`None`: deleted).
-    chunks: HashMap<ChunkKey, StoredVersion>,
-    stamps: StampOrder,
-}
-
-impl LatestChunks {
-    /// Takes one record read at log `offset` (records come in log order);
-    /// other flows' records only advance the write order.
-    pub(crate) fn insert(
-        &mut self,
-        key: ChunkKey,
-        value: Option<ChunkValue>,
-        meta: RecordMeta,
-        offset: i64,
-        flow: &str,
-    ) {
-        let rank = (self.stamps.order(meta.stamp()), offset);
-        if key.flow != flow {
-            return;
-        }
-        if self.chunks.get(&key).is_some_and(|(held, ..)| *held > rank) {
-            return; // an older write the broker appended late
-        }
-        self.chunks.insert(key, (rank, meta, value));
-    }
-
-    /// Builds each partition's map from its chunks in write order (see
-    /// [`assemble_partition`]).
-    pub(crate) fn assemble(self) -> HashMap<TopicPartition, LoadedMap> {
-        let mut by_partition: HashMap<TopicPartition, Vec<OrderedChunk>> = HashMap::new();
-        for (key, (rank, meta, value)) in self.chunks {
-            let Some(value) = value else { continue };
-            by_partition
-                .entry(TopicPartition::new(key.topic, key.partition))
-                .or_default()
-                .push(OrderedChunk {
-                    rank,
-                    from: key.from,
-                    value,
-                    ids: meta.ids(),
-                });
-        }
-        by_partition
-            .into_iter()
-            .map(|(tp, chunks)| (tp, assemble_partition(chunks)))
-            .collect()
-    }
-}
-
-/// One stored chunk with its place in the write order.
+/// One stored chunk with its place in the write order (tests build maps
+/// from these directly).
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub(crate) struct OrderedChunk {
     /// (write stamp, log offset).
-    pub(crate) rank: (WriteStamp, i64),
+    pub(crate) rank: (crate::compacted::WriteStamp, i64),
     pub(crate) from: i64,
     pub(crate) value: ChunkValue,
     pub(crate) ids: TopicIds,
@@ -510,39 +468,82 @@ impl LoadedMap {
 /// Chunks without ids (older ferry, brokers without ids) are used.
 /// Chunks of older ferry have no write stamp: they order by their place in
 /// the log (see `compacted::StampOrder`), which is their write order.
+#[cfg(test)]
 pub(crate) fn assemble_partition(mut chunks: Vec<OrderedChunk>) -> LoadedMap {
     chunks.sort_by_key(|c| c.rank);
     let ids = chunks.last().map(|c| c.ids).unwrap_or_default();
-    let other_topic = |mine: Option<TopicId>, newest: Option<TopicId>| matches!((mine, newest), (Some(a), Some(b)) if a != b);
-    let mut loaded = LoadedMap {
-        ids,
-        ..LoadedMap::default()
-    };
+    let mut assembler = PartitionAssembler::new(ids);
     for chunk in chunks {
-        let chunk_ids = chunk.ids;
-        if other_topic(chunk_ids.source, ids.source) || other_topic(chunk_ids.target, ids.target) {
-            loaded.chunks.push((chunk.from, 0));
+        if other_topic(chunk.ids, ids) {
+            assembler.stored(chunk.from, 0);
             continue;
         }
         let end = chunk.value.runs.last().map_or(0, |[_, t, len]| t + len);
-        loaded.chunks.push((chunk.from, end));
-        for [source, target, len] in chunk.value.runs {
-            loaded.map.supersede(Run {
+        assembler.stored(chunk.from, end);
+        assembler.apply(&chunk.value);
+    }
+    assembler.finish()
+}
+
+/// Whether a chunk with `ids` is of another topic than `newest` (ids known
+/// on both sides and different).
+fn other_topic(ids: TopicIds, newest: TopicIds) -> bool {
+    let differ =
+        |a: Option<TopicId>, b: Option<TopicId>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    differ(ids.source, newest.source) || differ(ids.target, newest.target)
+}
+
+/// Builds one partition's map from chunks given in write order.
+#[derive(Debug, Default)]
+struct PartitionAssembler {
+    loaded: LoadedMap,
+}
+
+impl PartitionAssembler {
+    fn new(ids: TopicIds) -> Self {
+        Self {
+            loaded: LoadedMap {
+                ids,
+                ..LoadedMap::default()
+            },
+        }
+    }
+
+    /// A chunk on the topic: (first source offset, target offset after).
+    fn stored(&mut self, from: i64, end: i64) {
+        self.loaded.chunks.push((from, end));
+    }
+
+    /// The chunk's runs, newer than every chunk applied before.
+    fn apply(&mut self, value: &ChunkValue) {
+        for &[source, target, len] in &value.runs {
+            self.loaded.map.supersede(Run {
                 source,
                 target,
                 len,
             });
+            // Bounded while loading too (see RunJournal::set_max_entries).
+            if self.loaded.map.len() > DEFAULT_MAX_MAP_ENTRIES * 2 {
+                self.loaded.map.coarsen_to(DEFAULT_MAX_MAP_ENTRIES);
+            }
         }
     }
-    loaded.chunks.sort_unstable();
-    loaded
+
+    fn finish(mut self) -> LoadedMap {
+        self.loaded.chunks.sort_unstable();
+        self.loaded
+    }
 }
+
+#[path = "offset_store_load.rs"]
+mod load;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::compacted::WriteStamp;
 
     fn run(source: i64, target: i64, len: i64) -> Run {
         Run {
@@ -719,18 +720,22 @@ mod tests {
             seq: stamp.map(|s| s.1),
             ..RecordMeta::default()
         };
-        let mut latest = LatestChunks::default();
-        let mut insert = |from, runs: &[[i64; 3]], stamp, offset, flow| {
+        let mut log = Vec::new();
+        let mut insert = |from, runs: &[[i64; 3]], stamp, flow: &str| {
             let value = ChunkValue {
                 runs: runs.to_vec(),
             };
-            latest.insert(key(from), Some(value), meta(stamp), offset, flow);
+            let key = ChunkKey {
+                flow: flow.into(),
+                ..key(from)
+            };
+            log.push((key, Some(value), meta(stamp)));
         };
-        insert(0, &[[0, 0, 10]], None, 0, "f");
-        insert(0, &[[0, 0, 20]], Some((1, 2)), 1, "f");
-        insert(0, &[[0, 0, 15]], Some((1, 1)), 2, "f");
-        insert(7, &[[7, 7, 1]], None, 3, "other");
-        let loaded = latest.assemble();
+        insert(0, &[[0, 0, 10]], None, "f");
+        insert(0, &[[0, 0, 20]], Some((1, 2)), "f");
+        insert(0, &[[0, 0, 15]], Some((1, 1)), "f");
+        insert(7, &[[7, 7, 1]], None, "other");
+        let loaded = load::load_log(&log, "f");
         let m = &loaded[&TopicPartition::new("t", 0)].map;
         assert_eq!(
             m.end(),

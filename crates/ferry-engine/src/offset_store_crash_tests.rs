@@ -43,13 +43,7 @@ struct MapTopic {
 
 impl MapTopic {
     fn load(&self) -> LoadedMap {
-        let mut latest = LatestChunks::default();
-        for (offset, (key, value, meta)) in self.log.iter().enumerate() {
-            let offset = i64::try_from(offset).unwrap();
-            latest.insert(key.clone(), value.clone(), *meta, offset, FLOW);
-        }
-        latest
-            .assemble()
+        load::load_log(&self.log, FLOW)
             .remove(&TopicPartition::new("t", 0))
             .unwrap_or_default()
     }
