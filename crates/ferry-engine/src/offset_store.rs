@@ -27,10 +27,11 @@
 //!
 //! Memory: the journal holds the map compactly (regular stretches as one
 //! entry, see [`crate::offset_map`]) and at most [`DEFAULT_MAX_MAP_ENTRIES`]
-//! entries per partition ([`RunJournal::set_max_entries`]). Loading still
-//! reads every chunk of the flow once at start-up (the newest version of
-//! each key, then assembled), so start-up memory is proportional to the
-//! chunks on the topic until they are assembled.
+//! entries per partition ([`RunJournal::set_max_entries`]). Loading reads
+//! the topic twice (`offset_store_load.rs`): first which version of each
+//! chunk key is the newest, then those versions in write order, so
+//! start-up holds the compact maps and one small entry per chunk key (a
+//! chunk covers up to 512 runs), never every chunk's runs at once.
 
 use std::collections::HashMap;
 
@@ -339,7 +340,10 @@ impl OffsetMapStore {
         chunks: &[(TopicPartition, Vec<i64>)],
         _time_ms: i64,
     ) -> Result<(), StoreError> {
-        let entries: Vec<(ChunkKey, Option<ChunkValue>)> = chunks
+        // Stamped like writes: an unstamped tombstone would order after
+        // every later write of the same key by this run.
+        let meta = RecordMeta::stamped(self.clock.next(), TopicIds::default());
+        let entries: Vec<(ChunkKey, Option<ChunkValue>, RecordMeta)> = chunks
             .iter()
             .flat_map(|(tp, froms)| {
                 froms.iter().map(move |from| {
@@ -351,6 +355,7 @@ impl OffsetMapStore {
                             from: *from,
                         },
                         None,
+                        meta,
                     )
                 })
             })
@@ -358,7 +363,7 @@ impl OffsetMapStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let batches = compacted::encode(OFFSET_MAP_TOPIC, &entries)?;
+        let batches = compacted::encode_with_meta(OFFSET_MAP_TOPIC, &entries)?;
         compacted::write(&self.client, OFFSET_MAP_TOPIC, batches).await
     }
 

@@ -101,7 +101,10 @@ async fn stored_topic_ids_tell_a_recreated_source_topic_apart() {
     )
     .await
     .unwrap();
-    let loaded = OffsetMapStore::new(client).load(&flow).await.unwrap();
+    let loaded = OffsetMapStore::new(client.clone())
+        .load(&flow)
+        .await
+        .unwrap();
     let map = &loaded[&tp];
     assert_eq!(map.ids, new_ids);
     assert_eq!(
@@ -114,4 +117,17 @@ async fn stored_topic_ids_tell_a_recreated_source_topic_apart() {
         vec![(0, 0), (10, 5020)],
         "the old chunk is due for deletion"
     );
+    // Deleted, then written again under the same key by the same run: the
+    // write is newer than the tombstone.
+    maps.delete(&flow, &[(tp.clone(), vec![10])], 0)
+        .await
+        .unwrap();
+    maps.write_identified(
+        &flow,
+        &[(tp.clone(), new_ids, vec![(10, vec![run(10, 6000, 5)])])],
+    )
+    .await
+    .unwrap();
+    let loaded = OffsetMapStore::new(client).load(&flow).await.unwrap();
+    assert_eq!(loaded[&tp].map.translate(12), Some(6002));
 }
