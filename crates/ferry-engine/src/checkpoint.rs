@@ -223,7 +223,8 @@ impl Folded {
 }
 
 /// Reads and writes checkpoints on one target cluster. Clones share the
-/// write order.
+/// write order. Load before writing: a store's writes order after what it
+/// loaded (a store that never loaded starts at epoch 1).
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     client: Client,

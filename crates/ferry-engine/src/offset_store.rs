@@ -259,7 +259,8 @@ impl RunJournal {
 }
 
 /// Reads and writes the offset map on one target cluster. Clones share the
-/// write order.
+/// write order. [`load`](Self::load) before writing: a store's writes order
+/// after what it loaded (a store that never loaded starts at epoch 1).
 #[derive(Debug, Clone)]
 pub struct OffsetMapStore {
     client: Client,
