@@ -375,7 +375,29 @@ impl OffsetMapStore {
     /// Two passes over the topic (see `offset_store_load.rs`): start-up
     /// holds the compact maps and a small entry per chunk key, not every
     /// chunk's runs at once.
+    ///
+    /// Each map holds at most twice [`DEFAULT_MAX_MAP_ENTRIES`] entries (the
+    /// oldest merged into an anchor beyond it); [`load_exact`](Self::load_exact)
+    /// holds every run, for one-shot tools.
     pub async fn load(&self, flow: &str) -> Result<HashMap<TopicPartition, LoadedMap>, StoreError> {
+        self.load_bounded(flow, Some(DEFAULT_MAX_MAP_ENTRIES * 2))
+            .await
+    }
+
+    /// [`load`](Self::load) without the bound on entries: exact however
+    /// large the map (`ferry offsets translate`).
+    pub async fn load_exact(
+        &self,
+        flow: &str,
+    ) -> Result<HashMap<TopicPartition, LoadedMap>, StoreError> {
+        self.load_bounded(flow, None).await
+    }
+
+    async fn load_bounded(
+        &self,
+        flow: &str,
+        max_entries: Option<usize>,
+    ) -> Result<HashMap<TopicPartition, LoadedMap>, StoreError> {
         let mut plan = load::LoadPlan::default();
         compacted::read_all(&self.client, OFFSET_MAP_TOPIC, |r| {
             let key: ChunkKey =
@@ -395,7 +417,7 @@ impl OffsetMapStore {
         })
         .await?;
         self.clock.observe(plan.max_epoch());
-        let mut order = plan.order();
+        let mut order = plan.order(max_entries);
         compacted::read_all(&self.client, OFFSET_MAP_TOPIC, |r| {
             if !order.wants(r.offset) {
                 return Ok(());
@@ -478,7 +500,7 @@ impl LoadedMap {
 pub(crate) fn assemble_partition(mut chunks: Vec<OrderedChunk>) -> LoadedMap {
     chunks.sort_by_key(|c| c.rank);
     let ids = chunks.last().map(|c| c.ids).unwrap_or_default();
-    let mut assembler = PartitionAssembler::new(ids);
+    let mut assembler = PartitionAssembler::new(ids, None);
     for chunk in chunks {
         if other_topic(chunk.ids, ids) {
             assembler.stored(chunk.from, 0);
@@ -503,15 +525,18 @@ fn other_topic(ids: TopicIds, newest: TopicIds) -> bool {
 #[derive(Debug, Default)]
 struct PartitionAssembler {
     loaded: LoadedMap,
+    /// Entries held at most (`None`: all, exact).
+    max_entries: Option<usize>,
 }
 
 impl PartitionAssembler {
-    fn new(ids: TopicIds) -> Self {
+    fn new(ids: TopicIds, max_entries: Option<usize>) -> Self {
         Self {
             loaded: LoadedMap {
                 ids,
                 ..LoadedMap::default()
             },
+            max_entries,
         }
     }
 
@@ -529,8 +554,10 @@ impl PartitionAssembler {
                 len,
             });
             // Bounded while loading too (see RunJournal::set_max_entries).
-            if self.loaded.map.len() > DEFAULT_MAX_MAP_ENTRIES * 2 {
-                self.loaded.map.coarsen_to(DEFAULT_MAX_MAP_ENTRIES);
+            if let Some(max) = self.max_entries {
+                if self.loaded.map.len() > max + max / 8 {
+                    self.loaded.map.coarsen_to(max);
+                }
             }
         }
     }

@@ -66,8 +66,9 @@ impl LoadPlan {
         self.stamps.max_epoch()
     }
 
-    /// What pass 2 applies, in which order, per partition.
-    pub(crate) fn order(self) -> LoadOrder {
+    /// What pass 2 applies, in which order, per partition, each map holding
+    /// at most `max_entries` entries (`None`: all).
+    pub(crate) fn order(self, max_entries: Option<usize>) -> LoadOrder {
         let mut partitions: HashMap<TopicPartition, Vec<(ChunkKey, Newest)>> = HashMap::new();
         for (key, newest) in self.newest {
             if newest.end.is_some() {
@@ -87,7 +88,7 @@ impl LoadPlan {
                 .max_by_key(|(_, n)| n.rank)
                 .map(|(_, n)| n.ids)
                 .unwrap_or_default();
-            let mut assembler = PartitionAssembler::new(ids);
+            let mut assembler = PartitionAssembler::new(ids, max_entries);
             for (key, newest) in chunks {
                 if other_topic(newest.ids, ids) {
                     assembler.stored(key.from, 0);
@@ -176,7 +177,7 @@ pub(crate) fn load_log(
     for (offset, (key, value, meta)) in offsets.clone() {
         plan.note(key.clone(), value.as_ref(), *meta, offset, flow);
     }
-    let mut order = plan.order();
+    let mut order = plan.order(None);
     for (offset, (_, value, _)) in offsets {
         if let (true, Some(value)) = (order.wants(offset), value) {
             order.take(offset, value.clone());

@@ -157,7 +157,7 @@ async fn load_maps(
         );
     }
     OffsetMapStore::new(target.clone())
-        .load(&flow.name)
+        .load_exact(&flow.name)
         .await
         .with_context(|| format!("cluster {}: reading {OFFSET_MAP_TOPIC}", flow.target))
 }
