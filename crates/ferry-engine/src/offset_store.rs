@@ -22,7 +22,7 @@
 //! Each record also carries the header `ferry` ([`RecordMeta`]): the write's
 //! epoch and sequence ([`WriteClock`]) and the topic ids. On load, chunks
 //! are applied in write order, each newer chunk superseding older runs only
-//! from its first source offset on (`assemble_partition`); chunks of
+//! from its first source offset on (`PartitionAssembler`); chunks of
 //! another topic id than the newest are left out.
 //!
 //! Memory: the journal holds the map compactly (regular stretches as one
@@ -484,18 +484,8 @@ impl LoadedMap {
     }
 }
 
-/// Builds one partition's map from its chunks **in write order**: each
-/// chunk is newer knowledge than the ones written before it, so it
-/// supersedes them from its first source offset on ([`OffsetMap::supersede`]:
-/// a later run of ferry re-mirrored from there), and keeps everything of
-/// them it does not contradict. Applying chunks in key order instead let a
-/// stale chunk of a crashed run, keyed above a newer run's, wipe the map.
-///
-/// Chunks whose topic ids differ from the newest chunk's (a topic deleted
-/// and re-created) are not used: the map is never mixed across topics.
-/// Chunks without ids (older ferry, brokers without ids) are used.
-/// Chunks of older ferry have no write stamp: they order by their place in
-/// the log (see `compacted::StampOrder`), which is their write order.
+/// [`PartitionAssembler`] over chunks in any order (sorted by write order
+/// first), as the tests build maps.
 #[cfg(test)]
 pub(crate) fn assemble_partition(mut chunks: Vec<OrderedChunk>) -> LoadedMap {
     chunks.sort_by_key(|c| c.rank);
@@ -521,7 +511,18 @@ fn other_topic(ids: TopicIds, newest: TopicIds) -> bool {
     differ(ids.source, newest.source) || differ(ids.target, newest.target)
 }
 
-/// Builds one partition's map from chunks given in write order.
+/// Builds one partition's map from its chunks, given **in write order**: each
+/// chunk is newer knowledge than the ones written before it, so it
+/// supersedes them from its first source offset on ([`OffsetMap::supersede`]:
+/// a later run of ferry re-mirrored from there), and keeps everything of
+/// them it does not contradict. Applying chunks in key order instead let a
+/// stale chunk of a crashed run, keyed above a newer run's, wipe the map.
+///
+/// Chunks whose topic ids differ from the newest chunk's (a topic deleted
+/// and re-created) are not used: the map is never mixed across topics.
+/// Chunks without ids (older ferry, brokers without ids) are used.
+/// Chunks of older ferry have no write stamp: they order by their place in
+/// the log (see `compacted::StampOrder`), which is their write order.
 #[derive(Debug, Default)]
 struct PartitionAssembler {
     loaded: LoadedMap,
