@@ -2,6 +2,16 @@
 //! offset map): create once, read every record from the log start, append
 //! JSON records with acks=all. Key and value are JSON so any Kafka tool can
 //! read them.
+//!
+//! Clock-proof: ferry's own records carry no timestamp of the host. They
+//! are stamped -1 ("no timestamp", which brokers never check against
+//! `message.timestamp.before/after.max.ms`), and topics ferry creates use
+//! `message.timestamp.type=LogAppendTime`, so the broker stamps them with
+//! its own clock. Topics created by an older ferry keep CreateTime; the -1
+//! stamp makes them safe too, so they are left as they are. A host clock
+//! hours off therefore cannot make Kafka 4 refuse a checkpoint
+//! (INVALID_TIMESTAMP). Which record is newest is never decided by a
+//! timestamp either: see [`WriteClock`].
 
 use std::time::Duration;
 
@@ -12,11 +22,20 @@ use ferry_client::{
 use ferry_wire::batch::{BatchIter, FetchedBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
-use ferry_wire::record::Record;
+use ferry_wire::record::{Header, Record};
 use serde::Serialize;
 
 /// Records per produced batch: keeps a batch far below 1 MiB.
 const RECORDS_PER_BATCH: usize = 2_000;
+
+/// The timestamp of every record ferry writes to its own topics: Kafka's
+/// "no timestamp" (-1), never validated against the broker's clock bounds.
+pub(crate) const NO_TIMESTAMP: i64 = -1;
+
+#[path = "compacted_meta.rs"]
+mod meta;
+pub(crate) use meta::StampOrder;
+pub use meta::{META_HEADER, RecordMeta, TopicId, TopicIds, WriteClock, WriteStamp};
 
 /// Failures reading or writing one of ferry's topics on the target.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +67,73 @@ pub enum StoreError {
     },
     #[error("topic {topic}: no progress reading at offset {offset}")]
     Stalled { topic: &'static str, offset: i64 },
+    #[error("topic {topic} on the target refused a write with {code}: {hint}")]
+    WriteRefused {
+        topic: &'static str,
+        code: KafkaCode,
+        hint: &'static str,
+    },
+}
+
+impl StoreError {
+    /// The Kafka error code behind this failure, if any.
+    pub fn kafka_code(&self) -> Option<KafkaCode> {
+        match self {
+            Self::Client { source, .. } => source.kafka_code(),
+            Self::Fetch { code, .. } | Self::WriteRefused { code, .. } => Some(*code),
+            Self::Wire { .. } | Self::Malformed { .. } | Self::Stalled { .. } => None,
+        }
+    }
+
+    /// Whether trying again later can succeed on its own. False only for
+    /// records that are not ferry's; everything else (an unreachable or
+    /// refusing target, an ACL not granted yet) may heal, so a flow keeps
+    /// retrying and reports the failure (metric, `/ready`) meanwhile.
+    pub fn may_heal(&self) -> bool {
+        !matches!(self, Self::Malformed { .. } | Self::Wire { .. })
+    }
+
+    /// A short, stable label for metrics and `/ready`: `unavailable`,
+    /// `authorization`, `refused`, `malformed` or `read`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } | Self::Wire { .. } => "malformed",
+            Self::Fetch { .. } | Self::Stalled { .. } => "read",
+            Self::WriteRefused { code, .. } if is_authorization(*code) => "authorization",
+            Self::WriteRefused { .. } => "refused",
+            Self::Client { source, .. } => match source.kafka_code() {
+                Some(code) if is_authorization(code) => "authorization",
+                Some(code) if !code.is_retriable() => "refused",
+                _ => "unavailable",
+            },
+        }
+    }
+}
+
+fn is_authorization(code: KafkaCode) -> bool {
+    matches!(
+        code,
+        KafkaCode::TOPIC_AUTHORIZATION_FAILED
+            | KafkaCode::CLUSTER_AUTHORIZATION_FAILED
+            | KafkaCode::SASL_AUTHENTICATION_FAILED
+    )
+}
+
+/// What to do about a write `code` the broker refused for good.
+fn refusal_hint(code: KafkaCode) -> &'static str {
+    match code {
+        KafkaCode::INVALID_TIMESTAMP => {
+            "the topic's message.timestamp.* settings refuse the record; ferry stamps \
+             its own records with no timestamp, so check the topic's configs"
+        }
+        KafkaCode::TOPIC_AUTHORIZATION_FAILED | KafkaCode::CLUSTER_AUTHORIZATION_FAILED => {
+            "grant ferry's principal WRITE on ferry's __ferry_* topics of the target"
+        }
+        KafkaCode::MESSAGE_TOO_LARGE | KafkaCode::RECORD_LIST_TOO_LARGE => {
+            "raise the topic's max.message.bytes to at least 1 MiB"
+        }
+        _ => "see the broker's log for the reason",
+    }
 }
 
 /// Creates the compacted, single-partition `topic` if it does not exist.
@@ -57,7 +143,11 @@ pub(crate) async fn ensure(client: &Client, topic: &'static str) -> Result<(), S
         name: topic.into(),
         partitions: 1,
         replication_factor: -1,
-        configs: vec![("cleanup.policy".into(), "compact".into())],
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            // The broker stamps the records: the host clock cannot matter.
+            ("message.timestamp.type".into(), "LogAppendTime".into()),
+        ],
     };
     match client.create_topic(&new).await {
         Ok(()) => {}
@@ -127,23 +217,42 @@ pub(crate) async fn read_all(
     }
 }
 
-/// JSON key/value pairs as record batches (uncompressed: tiny JSON).
+/// JSON key/value pairs as record batches (uncompressed: tiny JSON),
+/// stamped [`NO_TIMESTAMP`] whatever the host clock says.
 pub(crate) fn encode<K: Serialize, V: Serialize>(
     topic: &'static str,
     entries: &[(K, Option<V>)],
-    time_ms: i64,
+) -> Result<Vec<Bytes>, StoreError> {
+    let entries: Vec<(&K, Option<&V>, RecordMeta)> = entries
+        .iter()
+        .map(|(k, v)| (k, v.as_ref(), RecordMeta::default()))
+        .collect();
+    encode_with_meta(topic, &entries)
+}
+
+/// [`encode`], each record with its [`RecordMeta`] header (none if empty).
+pub(crate) fn encode_with_meta<K: Serialize, V: Serialize>(
+    topic: &'static str,
+    entries: &[(K, Option<V>, RecordMeta)],
 ) -> Result<Vec<Bytes>, StoreError> {
     entries
         .chunks(RECORDS_PER_BATCH)
         .map(|chunk| {
             let records: Vec<Record> = chunk
                 .iter()
-                .map(|(k, v)| Record {
+                .map(|(k, v, meta)| Record {
                     offset: 0,
-                    timestamp: time_ms,
+                    timestamp: NO_TIMESTAMP,
                     key: Some(Bytes::from(json(k))),
                     value: v.as_ref().map(|v| Bytes::from(json(v))),
-                    headers: Vec::new(),
+                    headers: if *meta == RecordMeta::default() {
+                        Vec::new()
+                    } else {
+                        vec![Header {
+                            key: Bytes::from_static(META_HEADER.as_bytes()),
+                            value: Some(Bytes::from(json(meta))),
+                        }]
+                    },
                 })
                 .collect();
             build_batch(&BatchSpec::producer(Compression::None), &records)
@@ -178,7 +287,16 @@ pub(crate) async fn write(
                         .await;
                     let _ = client.refresh_metadata(Some(&[topic])).await;
                 }
-                Err(source) => return Err(StoreError::Client { topic, source }),
+                Err(source) => {
+                    return Err(match source.kafka_code() {
+                        Some(code) if !code.is_retriable() => StoreError::WriteRefused {
+                            topic,
+                            code,
+                            hint: refusal_hint(code),
+                        },
+                        _ => StoreError::Client { topic, source },
+                    });
+                }
             }
         }
     }

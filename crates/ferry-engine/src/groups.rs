@@ -160,7 +160,7 @@ pub async fn sync_group(
             )
         })
         .collect();
-    let batches = compacted::encode(GROUP_OFFSETS_TOPIC, &records, time_ms)?;
+    let batches = compacted::encode(GROUP_OFFSETS_TOPIC, &records)?;
     compacted::write(target, GROUP_OFFSETS_TOPIC, batches).await?;
     Ok(outcome)
 }

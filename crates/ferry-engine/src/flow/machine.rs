@@ -116,7 +116,7 @@ impl PartitionMachine {
     /// anchor over the same stretch, so the map stays exact across a crash.
     pub fn with_known_tail(mut self, tail: &OffsetMap) -> Result<Self, EngineError> {
         for run in tail.runs() {
-            self.map.record_run(*run).map_err(|e| self.internal(&e))?;
+            self.map.record_run(run).map_err(|e| self.internal(&e))?;
         }
         Ok(self)
     }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use ferry_client::{Client, TopicPartition};
+use ferry_engine::checkpoint::{Identity, TopicId, compare_topic_id};
 use ferry_engine::config::{Config, FlowConfig};
 use ferry_engine::offset_store::{LoadedMap, OFFSET_MAP_TOPIC, OffsetMapStore};
 use ferry_engine::topics::TopicPolicy;
@@ -156,7 +157,7 @@ async fn load_maps(
         );
     }
     OffsetMapStore::new(target.clone())
-        .load(&flow.name)
+        .load_exact(&flow.name)
         .await
         .with_context(|| format!("cluster {}: reading {OFFSET_MAP_TOPIC}", flow.target))
 }
@@ -184,6 +185,19 @@ async fn translate(config: &Config, flow: &FlowConfig, args: &TranslateArgs) -> 
         bail!("flow {} has mirrored nothing of {tp} yet", flow.name);
     };
     let target_tp = TopicPartition::new(target_topic.as_str(), args.partition);
+    let current_id = target
+        .metadata()
+        .topic(&target_topic)
+        .and_then(|t| t.topic_id)
+        .and_then(|id| TopicId::new(*id.as_bytes()));
+    if let Identity::Recreated { stored, current } = compare_topic_id(loaded.ids.target, current_id)
+    {
+        eprintln!(
+            "warning: the map was written for topic {target_topic} with id {stored}; the topic \
+             now has id {current} (deleted and re-created?): these translations point into \
+             the old topic"
+        );
+    }
     let log_start = group::log_starts(&target, std::slice::from_ref(&target_tp))
         .await
         .get(&target_tp)

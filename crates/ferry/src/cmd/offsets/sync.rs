@@ -18,7 +18,7 @@ pub async fn forward(config: &Config, flow: &FlowConfig, group: &str) -> Result<
     let target = crate::cmd::connect(config, &flow.target).await?;
     let policy = super::policy(config, flow)?;
     let maps = OffsetMapStore::new(target.clone())
-        .load(&flow.name)
+        .load_exact(&flow.name)
         .await
         .with_context(|| format!("cluster {}: reading {OFFSET_MAP_TOPIC}", flow.target))?;
     ferry_engine::groups::ensure_topic(&target).await?;
