@@ -73,6 +73,16 @@ pub enum ClientError {
     #[error("invalid SASL setting: {reason}")]
     SaslSetup { reason: String },
 
+    /// The OIDC token endpoint did not give ferry a token.
+    #[error("cannot get an OAUTHBEARER token for client {client_id:?} from {endpoint}: {detail}")]
+    TokenEndpoint {
+        endpoint: String,
+        client_id: String,
+        detail: String,
+        /// The endpoint was unreachable or busy (as opposed to refusing the client).
+        retriable: bool,
+    },
+
     /// The broker's listener does not offer the configured mechanism.
     #[error(
         "broker {broker} does not accept SASL mechanism {mechanism} on this listener{}; \
@@ -370,6 +380,7 @@ impl ClientError {
             | Self::InvalidConfig { .. }
             | Self::TlsSetup { .. }
             | Self::SaslSetup { .. }
+            | Self::TokenEndpoint { .. }
             | Self::NotDelivered { .. } => None,
             Self::Connect { broker, .. }
             | Self::ConnectTimeout { broker, .. }
@@ -413,6 +424,7 @@ impl ClientError {
             Self::Frame { .. } | Self::UnexpectedCorrelationId { .. } | Self::Decode { .. } => true,
             Self::Kafka { code, .. } => code.is_retriable(),
             Self::Bootstrap { last, .. } => last.is_retriable(),
+            Self::TokenEndpoint { retriable, .. } => *retriable,
             _ => false,
         }
     }

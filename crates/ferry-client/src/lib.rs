@@ -83,7 +83,9 @@ pub use producer::{Ack, AckFuture, IdempotentProducer, ProducerConfig};
 pub use responses::BoundedRequest;
 pub use retries::RetryCounts;
 pub use retry::Backoff;
-pub use sasl::{Password, SaslConfig, SaslMechanism};
+pub use sasl::{
+    OAuthConfig, OidcClient, Password, SaslConfig, SaslMechanism, TokenSource, check_extension,
+};
 pub use secret::Secret;
 pub use tls::TlsConfig;
 pub use topic::TopicPartition;

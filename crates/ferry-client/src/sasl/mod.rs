@@ -1,14 +1,19 @@
 //! SASL authentication (SaslHandshake v1 + SaslAuthenticate, KIP-152) with
-//! PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and re-authentication before the
-//! session the broker granted runs out (KIP-368).
+//! PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER, and re-authentication
+//! before the session the broker granted runs out (KIP-368).
 //!
 //! A mechanism is a small state machine ([`Mechanism`]): given the broker's
 //! last message (none at first) it produces the next message or says it is
 //! done. The exchange around it ([`authenticate`]) is the same for every
-//! mechanism, so OAUTHBEARER (one client message with a token) only needs a
-//! new `Mechanism` and a way to get tokens.
+//! mechanism; OAUTHBEARER's token is obtained (possibly over HTTPS) before
+//! its exchange starts, so the state machines stay free of I/O.
 
+mod oauth;
+mod oidc;
 mod scram;
+
+pub use oauth::{OAuthConfig, TokenSource, check_extension};
+pub use oidc::OidcClient;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +40,8 @@ pub enum SaslMechanism {
     ScramSha256,
     /// `SCRAM-SHA-512`.
     ScramSha512,
+    /// `OAUTHBEARER`: a bearer token (RFC 7628, KIP-255).
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -44,6 +51,7 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -58,30 +66,71 @@ pub enum Password {
     File(PathBuf),
 }
 
-/// SASL settings for every connection to one cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaslConfig {
-    /// The mechanism; it must be in the listener's `sasl.enabled.mechanisms`.
-    pub mechanism: SaslMechanism,
-    /// The user to log in as.
-    pub username: String,
-    /// The user's password.
-    pub password: Password,
-}
-
-impl SaslConfig {
-    fn password(&self) -> Result<Secret> {
-        match &self.password {
+impl Password {
+    /// The value; a file is read now. `setting` names it in errors.
+    pub(crate) fn read(&self, setting: &str) -> Result<Secret> {
+        match self {
             Password::Value(secret) => Ok(secret.clone()),
             Password::File(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ClientError::SaslSetup {
-                    reason: format!("cannot read the password file {}: {e}", path.display()),
+                    reason: format!("cannot read the {setting} {}: {e}", path.display()),
                 })?;
                 let value = text
                     .strip_suffix('\n')
                     .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
                 Ok(Secret::new(value))
             }
+        }
+    }
+}
+
+/// SASL settings for every connection to one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslConfig {
+    /// The mechanism; it must be in the listener's `sasl.enabled.mechanisms`.
+    pub mechanism: SaslMechanism,
+    /// The user to log in as (PLAIN, SCRAM).
+    pub username: String,
+    /// The user's password (PLAIN, SCRAM).
+    pub password: Password,
+    /// Where tokens come from (OAUTHBEARER; required for it).
+    pub oauth: Option<OAuthConfig>,
+}
+
+impl SaslConfig {
+    /// PLAIN or SCRAM settings.
+    pub fn password_based(
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: Password,
+    ) -> Self {
+        Self {
+            mechanism,
+            username: username.into(),
+            password,
+            oauth: None,
+        }
+    }
+
+    /// OAUTHBEARER settings.
+    pub fn oauth_bearer(oauth: OAuthConfig) -> Self {
+        Self {
+            mechanism: SaslMechanism::OAuthBearer,
+            username: String::new(),
+            password: Password::Value(Secret::default()),
+            oauth: Some(oauth),
+        }
+    }
+
+    fn password(&self) -> Result<Secret> {
+        self.password.read("password file")
+    }
+
+    /// Who ferry authenticates as, for messages (never a secret).
+    pub fn principal(&self) -> String {
+        match (&self.mechanism, &self.oauth) {
+            (SaslMechanism::OAuthBearer, Some(oauth)) => oauth.label(),
+            _ => self.username.clone(),
         }
     }
 
@@ -99,6 +148,25 @@ impl SaslConfig {
             })),
             SaslMechanism::ScramSha256 => scram(scram::Hash::Sha256),
             SaslMechanism::ScramSha512 => scram(scram::Hash::Sha512),
+            SaslMechanism::OAuthBearer => Err(ClientError::SaslSetup {
+                reason: "OAUTHBEARER needs a token source".to_owned(),
+            }),
+        }
+    }
+
+    /// The mechanism's state machine for one exchange, with the credential
+    /// it needs fetched first; also returns the principal to name in errors.
+    async fn start(&self) -> Result<(Box<dyn Mechanism>, String)> {
+        match (&self.mechanism, &self.oauth) {
+            (SaslMechanism::OAuthBearer, Some(oauth)) => {
+                let token = oauth.token().await?;
+                let principal = token.principal.clone().unwrap_or_else(|| oauth.label());
+                Ok((
+                    Box::new(oauth::OAuthBearer::new(&token, &oauth.extensions)),
+                    principal,
+                ))
+            }
+            _ => Ok((self.session(self.password()?)?, self.username.clone())),
         }
     }
 }
@@ -143,6 +211,11 @@ impl Failure {
 pub(crate) trait Mechanism: Send {
     /// The next message, given the broker's last one (`None` before the first).
     fn step(&mut self, server: Option<&[u8]>) -> std::result::Result<Step, Failure>;
+
+    /// What the broker said in an error challenge, if the mechanism has them.
+    fn server_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// `PLAIN` (RFC 4616): `authzid NUL authcid NUL passwd`, no authzid.
@@ -241,12 +314,13 @@ pub(crate) async fn authenticate<T: Transport>(
         });
     }
 
+    let (mut session, principal) = config.start().await?;
     let failed = |f: Failure| {
         if f.rejected {
             ClientError::SaslAuthentication {
                 broker: broker.to_owned(),
                 mechanism,
-                username: config.username.clone(),
+                username: principal.clone(),
                 detail: f.detail,
             }
         } else {
@@ -257,7 +331,6 @@ pub(crate) async fn authenticate<T: Transport>(
             }
         }
     };
-    let mut session = config.session(config.password()?)?;
     let mut server: Option<Bytes> = None;
     let mut lifetime_ms = 0i64;
     let version = auth.authenticate_version;
@@ -283,6 +356,10 @@ pub(crate) async fn authenticate<T: Transport>(
                 .error_message
                 .as_ref()
                 .map_or_else(|| code.to_string(), ToString::to_string);
+            let said = match session.server_error() {
+                Some(challenge) => format!("{said}; {challenge}"),
+                None => said,
+            };
             return Err(failed(if code == KafkaCode::SASL_AUTHENTICATION_FAILED {
                 Failure::rejected(said)
             } else {
@@ -292,7 +369,7 @@ pub(crate) async fn authenticate<T: Transport>(
         lifetime_ms = response.session_lifetime_ms;
         server = Some(response.auth_bytes);
     }
-    tracing::debug!(broker, mechanism, username = %config.username, lifetime_ms, "authenticated");
+    tracing::debug!(broker, mechanism, %principal, lifetime_ms, "authenticated");
     Ok(u64::try_from(lifetime_ms)
         .ok()
         .filter(|ms| *ms > 0)
@@ -329,11 +406,8 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let file = dir.join("pw");
         let _ = std::fs::write(&file, "s3cret\n");
-        let config = SaslConfig {
-            mechanism: SaslMechanism::Plain,
-            username: "u".into(),
-            password: Password::File(file.clone()),
-        };
+        let config =
+            SaslConfig::password_based(SaslMechanism::Plain, "u", Password::File(file.clone()));
         assert_eq!(
             config.password().ok().as_ref().map(Secret::expose),
             Some("s3cret")

@@ -129,12 +129,28 @@ fn security(cluster: &ClusterConfig) -> String {
         .as_ref()
         .filter(|_| cluster.security_protocol.sasl())
     {
+        use ferry_engine::config::Mechanism;
         let mechanism = match sasl.mechanism {
-            ferry_engine::config::Mechanism::Plain => "PLAIN",
-            ferry_engine::config::Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            ferry_engine::config::Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         };
-        out.push_str(&format!(" ({mechanism} as {:?})", sasl.username));
+        match (&sasl.mechanism, &sasl.token_endpoint) {
+            (Mechanism::OAuthBearer, Some(endpoint)) => out.push_str(&format!(
+                " ({mechanism} as client {:?}, tokens from {endpoint})",
+                sasl.client_id.as_deref().unwrap_or_default()
+            )),
+            (Mechanism::OAuthBearer, None) => {
+                let from = match (&sasl.token_file, &sasl.token_env) {
+                    (Some(file), _) => format!("token file {}", file.display()),
+                    (None, Some(var)) => format!("token variable {var}"),
+                    (None, None) => "no token source".to_owned(),
+                };
+                out.push_str(&format!(" ({mechanism} with the {from})"));
+            }
+            _ => out.push_str(&format!(" ({mechanism} as {:?})", sasl.username)),
+        }
     }
     out
 }
