@@ -11,6 +11,7 @@ pub mod proxy;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod oidc;
 pub mod secure;
 
 const HOW: &str = "run scripts/test, or start brokers with \

@@ -97,6 +97,13 @@ impl OidcClient {
         &self.endpoint
     }
 
+    /// Gets a token (or uses the cached one) and returns who it names (the
+    /// JWT `sub`, if the token is a JWT): checks the endpoint, the client
+    /// and its secret without a broker.
+    pub async fn principal(&self) -> Result<Option<String>> {
+        Ok(self.token().await?.principal)
+    }
+
     /// A valid token: the cached one while it is young enough, else a new one.
     pub(crate) async fn token(&self) -> Result<Token> {
         let now = SystemTime::now();
