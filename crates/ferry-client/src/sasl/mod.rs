@@ -18,6 +18,8 @@ pub use oidc::OidcClient;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
@@ -376,10 +378,39 @@ pub(crate) async fn authenticate<T: Transport>(
         .map(Duration::from_millis))
 }
 
-/// When to re-authenticate a session that lasts `lifetime`: at 85% of it,
-/// like Kafka's own clients, so requests sent just before never arrive late.
-pub(crate) fn reauth_after(lifetime: Duration) -> Duration {
-    lifetime.mul_f64(0.85)
+/// The share of a session kept in reserve at least (Kafka's own clients
+/// re-authenticate between 85% and 95% of it).
+const MIN_MARGIN: f64 = 0.15;
+/// The most of a session kept in reserve: even with long requests in
+/// flight, a session is used for a quarter of its life before the next
+/// re-authentication, so a slow broker cannot cause a re-authentication storm.
+const MAX_MARGIN: f64 = 0.75;
+/// Allowance for the network and the broker's own handling of the
+/// SaslHandshake, on top of the requests queued before it.
+const SLACK: Duration = Duration::from_millis(100);
+
+/// When to start re-authenticating a session that the broker ends at
+/// `expires` (lasting `lifetime`), when `in_flight` requests will be ahead
+/// of the SaslHandshake, each holding the connection for up to
+/// `longest_request` (a 500 ms long-poll Fetch holds it 500 ms: the broker
+/// reads a connection's next request only after answering the previous
+/// one, and closes the connection if that next request comes after the
+/// session ended, even when it is the SaslHandshake).
+///
+/// The margin is the larger of 15% of the session and the time those
+/// requests take plus [`SLACK`], capped at 75% of the session.
+pub(crate) fn reauth_at(
+    expires: Instant,
+    lifetime: Duration,
+    in_flight: usize,
+    longest_request: Duration,
+) -> Instant {
+    let queued = longest_request.saturating_mul(u32::try_from(in_flight).unwrap_or(u32::MAX));
+    let margin = lifetime
+        .mul_f64(MIN_MARGIN)
+        .max(queued.saturating_add(SLACK))
+        .min(lifetime.mul_f64(MAX_MARGIN));
+    expires.checked_sub(margin).unwrap_or(expires)
 }
 
 #[cfg(test)]
@@ -427,9 +458,27 @@ mod tests {
 
     #[test]
     fn reauth_before_expiry() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // Idle, or short requests: 85% of the session, as Kafka's clients.
         assert_eq!(
-            reauth_after(Duration::from_secs(100)),
-            Duration::from_secs(85)
+            reauth_at(t0 + secs(100), secs(100), 0, ms(0)),
+            t0 + secs(85)
+        );
+        assert_eq!(
+            reauth_at(t0 + secs(100), secs(100), 3, ms(200)),
+            t0 + secs(85)
+        );
+        // Issue 14 item 17: a 3 s session with two 500 ms long polls ahead
+        // of the handshake. 85% (2.55 s) leaves 450 ms, less than one poll;
+        // the margin covers both polls and the slack.
+        assert_eq!(reauth_at(t0 + secs(3), secs(3), 2, ms(500)), t0 + ms(1900));
+        // Never earlier than a quarter into the session.
+        assert_eq!(reauth_at(t0 + secs(3), secs(3), 64, ms(500)), t0 + ms(750));
+        assert_eq!(
+            reauth_at(t0 + secs(3), secs(3), usize::MAX, Duration::MAX),
+            t0 + ms(750)
         );
     }
 }
