@@ -84,7 +84,8 @@ pub use responses::BoundedRequest;
 pub use retries::RetryCounts;
 pub use retry::Backoff;
 pub use sasl::{
-    OAuthConfig, OidcClient, Password, SaslConfig, SaslMechanism, TokenSource, check_extension,
+    AwsCredentials, AwsMskIam, OAuthConfig, OidcClient, Password, SaslConfig, SaslMechanism,
+    TokenSource, check_extension,
 };
 pub use secret::Secret;
 pub use tls::TlsConfig;

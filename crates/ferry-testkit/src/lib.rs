@@ -12,6 +12,7 @@ pub mod proxy;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod oidc;
+pub mod sasl_peer;
 pub mod secure;
 
 const HOW: &str = "run scripts/test, or start brokers with \

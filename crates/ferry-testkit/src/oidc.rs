@@ -121,6 +121,11 @@ impl IdentityProvider {
         format!("{}/jwks", self.issuer)
     }
 
+    /// The fake AWS STS endpoint (`AWS_ENDPOINT_URL_STS`).
+    pub fn sts_url(&self) -> String {
+        format!("{}/sts", self.issuer)
+    }
+
     /// The token endpoint URL.
     pub fn token_url(&self) -> String {
         format!("{}/token", self.issuer)
@@ -227,6 +232,7 @@ impl State {
         match (request.method.as_str(), request.path.as_str()) {
             ("GET", "/jwks") => ("200 OK", self.jwks()),
             ("POST", "/token") => self.grant(request),
+            ("POST", "/sts") => self.assume_role(request),
             _ => ("404 Not Found", r#"{"error":"not_found"}"#.to_owned()),
         }
     }
@@ -274,6 +280,36 @@ impl State {
                 r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":{}}}"#,
                 self.lifetime.as_secs()
             ),
+        )
+    }
+
+    /// AWS STS `AssumeRoleWithWebIdentity` (for EKS IRSA tests): grants
+    /// fixed temporary credentials (`ASIAFERRYTEST`, session token
+    /// `sts-session-token`) for any non-empty web identity token.
+    fn assume_role(&self, request: &Request) -> (&'static str, String) {
+        let has = |k: &str| {
+            request
+                .body
+                .split('&')
+                .any(|kv| kv.starts_with(k) && kv.len() > k.len())
+        };
+        if !request.body.contains("Action=AssumeRoleWithWebIdentity")
+            || !has("WebIdentityToken=")
+            || !has("RoleArn=")
+        {
+            return (
+                "400 Bad Request",
+                "<ErrorResponse><Error><Code>InvalidParameterValue</Code><Message>missing parameters</Message></Error></ErrorResponse>".to_owned(),
+            );
+        }
+        self.tokens_issued.fetch_add(1, Ordering::Relaxed);
+        (
+            "200 OK",
+            "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>\
+             <AccessKeyId>ASIAFERRYTEST</AccessKeyId><SecretAccessKey>sts-secret</SecretAccessKey>\
+             <SessionToken>sts-session-token</SessionToken><Expiration>2100-01-01T00:00:00Z</Expiration>\
+             </Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+                .to_owned(),
         )
     }
 

@@ -51,6 +51,8 @@ fn captured_log(extra: &[&str], env: &[(&str, &str)]) -> String {
         .status();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&config);
     println!("{text}");
     assert!(!text.is_empty(), "ferry run logged nothing");
     text

@@ -8,14 +8,18 @@
 //! mechanism; OAUTHBEARER's token is obtained (possibly over HTTPS) before
 //! its exchange starts, so the state machines stay free of I/O.
 
+mod aws;
+mod https;
 mod oauth;
 mod oidc;
 mod scram;
 
+pub use aws::{AwsCredentials, AwsMskIam};
 pub use oauth::{OAuthConfig, TokenSource, check_extension};
 pub use oidc::OidcClient;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -44,6 +48,8 @@ pub enum SaslMechanism {
     ScramSha512,
     /// `OAUTHBEARER`: a bearer token (RFC 7628, KIP-255).
     OAuthBearer,
+    /// `AWS_MSK_IAM`: Amazon MSK's IAM access control (a SigV4 signature).
+    AwsMskIam,
 }
 
 impl SaslMechanism {
@@ -54,6 +60,7 @@ impl SaslMechanism {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OAuthBearer => "OAUTHBEARER",
+            Self::AwsMskIam => "AWS_MSK_IAM",
         }
     }
 }
@@ -97,6 +104,8 @@ pub struct SaslConfig {
     pub password: Password,
     /// Where tokens come from (OAUTHBEARER; required for it).
     pub oauth: Option<OAuthConfig>,
+    /// Region and credentials (AWS_MSK_IAM; required for it).
+    pub aws: Option<Arc<AwsMskIam>>,
 }
 
 impl SaslConfig {
@@ -111,6 +120,7 @@ impl SaslConfig {
             username: username.into(),
             password,
             oauth: None,
+            aws: None,
         }
     }
 
@@ -121,6 +131,18 @@ impl SaslConfig {
             username: String::new(),
             password: Password::Value(Secret::default()),
             oauth: Some(oauth),
+            aws: None,
+        }
+    }
+
+    /// AWS_MSK_IAM settings.
+    pub fn aws_msk_iam(aws: AwsMskIam) -> Self {
+        Self {
+            mechanism: SaslMechanism::AwsMskIam,
+            username: String::new(),
+            password: Password::Value(Secret::default()),
+            oauth: None,
+            aws: Some(Arc::new(aws)),
         }
     }
 
@@ -132,6 +154,7 @@ impl SaslConfig {
     pub fn principal(&self) -> String {
         match (&self.mechanism, &self.oauth) {
             (SaslMechanism::OAuthBearer, Some(oauth)) => oauth.label(),
+            (SaslMechanism::AwsMskIam, _) => "AWS credentials".to_owned(),
             _ => self.username.clone(),
         }
     }
@@ -150,15 +173,27 @@ impl SaslConfig {
             })),
             SaslMechanism::ScramSha256 => scram(scram::Hash::Sha256),
             SaslMechanism::ScramSha512 => scram(scram::Hash::Sha512),
-            SaslMechanism::OAuthBearer => Err(ClientError::SaslSetup {
-                reason: "OAUTHBEARER needs a token source".to_owned(),
+            SaslMechanism::OAuthBearer | SaslMechanism::AwsMskIam => Err(ClientError::SaslSetup {
+                reason: format!("{} needs its own settings", self.mechanism.name()),
             }),
         }
     }
 
     /// The mechanism's state machine for one exchange, with the credential
     /// it needs fetched first; also returns the principal to name in errors.
-    async fn start(&self) -> Result<(Box<dyn Mechanism>, String)> {
+    async fn start(&self, broker: &str) -> Result<(Box<dyn Mechanism>, String)> {
+        if let (SaslMechanism::AwsMskIam, Some(aws)) = (&self.mechanism, &self.aws) {
+            let env = |name: &str| aws.var(name);
+            let host = broker
+                .rsplit_once(':')
+                .map_or(broker, |(host, _)| host)
+                .trim_matches(['[', ']']);
+            let region = aws.region_for(host, &env)?;
+            let creds = aws.credentials(&region, &env).await?;
+            let principal = format!("access key {} ({})", creds.access_key_id, creds.source);
+            let payload = aws::payload(host, &region, &creds, aws::now_unix(), &aws::user_agent());
+            return Ok((Box::new(aws::MskIam::new(payload)), principal));
+        }
         match (&self.mechanism, &self.oauth) {
             (SaslMechanism::OAuthBearer, Some(oauth)) => {
                 let token = oauth.token().await?;
@@ -316,7 +351,7 @@ pub(crate) async fn authenticate<T: Transport>(
         });
     }
 
-    let (mut session, principal) = config.start().await?;
+    let (mut session, principal) = config.start(broker).await?;
     let failed = |f: Failure| {
         if f.rejected {
             ClientError::SaslAuthentication {

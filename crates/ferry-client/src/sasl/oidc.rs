@@ -9,20 +9,12 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header;
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 
-use super::Password;
 use super::oauth::Token;
+use super::{Password, https};
 use crate::error::{ClientError, Result};
 use crate::secret::Secret;
-use crate::tls::TlsConfig;
 
-/// The most of a token endpoint's answer ferry reads.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// How long one token request may take, connect to last byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Fetch a new token once this share of the current one's life has passed.
@@ -166,63 +158,14 @@ impl OidcClient {
     }
 
     async fn post(&self, form: String, authorization: String) -> Result<(u16, Bytes)> {
-        let uri: hyper::Uri = self
-            .endpoint
-            .parse()
-            .map_err(|e| self.error(format!("not a URL: {e}"), false))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(self.error("the token endpoint must be an https:// URL", false));
-        }
-        let host = uri
-            .host()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(443);
-        let tls = TlsConfig {
-            ca_file: self.ca_file.clone(),
-            ..TlsConfig::default()
-        };
-        let connector = tls.connector()?;
-        let name = ServerName::try_from(host.clone())
-            .map_err(|_| self.error(format!("{host:?} is not a host name"), false))?;
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| self.error(format!("cannot connect: {e}"), true))?;
-        let stream = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| self.error(format!("TLS failed: {e}"), false))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.error(format!("HTTP failed: {e}"), true))?;
-        let driver = tokio::spawn(connection);
-        let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let request = hyper::Request::post(path)
-            .header(header::HOST, authority)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .header(header::AUTHORIZATION, authorization)
-            .body(Full::new(Bytes::from(form)))
-            .map_err(|e| self.error(format!("cannot build the request: {e}"), false))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.error(format!("HTTP failed: {e}"), true))?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                self.error(
-                    format!("cannot read the answer (at most {MAX_RESPONSE_BYTES} bytes): {e}"),
-                    true,
-                )
-            })?
-            .to_bytes();
-        driver.abort();
-        Ok((status, body))
+        https::post_form(
+            &self.endpoint,
+            self.ca_file.as_deref(),
+            Some(authorization),
+            form,
+        )
+        .await
+        .map_err(|(detail, retriable)| self.error(detail, retriable))
     }
 }
 
@@ -237,7 +180,7 @@ fn form_body(scope: Option<&str>) -> String {
 }
 
 /// `application/x-www-form-urlencoded` (RFC 6749 appendix B).
-fn form_encode(s: &str) -> String {
+pub(crate) fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_client::{
-    OAuthConfig, OidcClient, Password, SaslConfig, SaslMechanism, Secret, TlsConfig, TokenSource,
-    check_extension,
+    AwsMskIam, OAuthConfig, OidcClient, Password, SaslConfig, SaslMechanism, Secret, TlsConfig,
+    TokenSource, check_extension,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -91,6 +91,9 @@ pub enum Mechanism {
     /// `OAUTHBEARER`.
     #[serde(rename = "OAUTHBEARER")]
     OAuthBearer,
+    /// `AWS_MSK_IAM`.
+    #[serde(rename = "AWS_MSK_IAM")]
+    AwsMskIam,
 }
 
 impl Mechanism {
@@ -100,6 +103,7 @@ impl Mechanism {
             Self::ScramSha256 => SaslMechanism::ScramSha256,
             Self::ScramSha512 => SaslMechanism::ScramSha512,
             Self::OAuthBearer => SaslMechanism::OAuthBearer,
+            Self::AwsMskIam => SaslMechanism::AwsMskIam,
         }
     }
 }
@@ -109,7 +113,7 @@ impl Mechanism {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SaslSettings {
-    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER`.
+    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER` or `AWS_MSK_IAM`.
     pub mechanism: Mechanism,
     /// The user ferry logs in as (PLAIN, SCRAM; required for them).
     #[serde(default)]
@@ -151,6 +155,14 @@ pub struct SaslSettings {
     /// `logicalCluster` and `identityPoolId`. Default: none.
     #[serde(default)]
     pub extensions: BTreeMap<String, String>,
+    /// AWS_MSK_IAM: the cluster's region. Default: `AWS_REGION`, else
+    /// `AWS_DEFAULT_REGION`, else the region in the MSK broker host name.
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    /// AWS_MSK_IAM: the shared-credentials profile. Default: `AWS_PROFILE`,
+    /// else `default`.
+    #[serde(default)]
+    pub aws_profile: Option<String>,
 }
 
 impl SaslSettings {
@@ -180,6 +192,8 @@ impl SaslSettings {
             scope: None,
             token_endpoint_ca_file: None,
             extensions: BTreeMap::new(),
+            aws_region: None,
+            aws_profile: None,
         }
     }
 }
@@ -239,6 +253,12 @@ pub(crate) fn sasl_config(
     let sasl = sasl.filter(|_| protocol.sasl())?;
     if sasl.mechanism == Mechanism::OAuthBearer {
         return Some(SaslConfig::oauth_bearer(oauth_config(sasl, tls)));
+    }
+    if sasl.mechanism == Mechanism::AwsMskIam {
+        return Some(SaslConfig::aws_msk_iam(AwsMskIam::new(
+            sasl.aws_region.clone(),
+            sasl.aws_profile.clone(),
+        )));
     }
     let password = match (&sasl.password, &sasl.password_file) {
         (_, Some(file)) => Password::File(file.clone()),
@@ -374,6 +394,16 @@ fn check_oauth(sasl: &SaslSettings, at: &dyn Fn(&str) -> String, p: &mut Vec<Pro
     }
 }
 
+/// Checks that only AWS_MSK_IAM settings use the AWS fields.
+fn check_no_aws_fields(sasl: &SaslSettings, at: &dyn Fn(&str) -> String, p: &mut Vec<Problem>) {
+    if sasl.aws_region.is_some() || sasl.aws_profile.is_some() {
+        p.push(Problem::new(
+            at("sasl"),
+            "aws_region and aws_profile apply to mechanism \"AWS_MSK_IAM\" only",
+        ));
+    }
+}
+
 /// Checks that only OAUTHBEARER settings use OAUTHBEARER fields.
 fn check_no_oauth_fields(sasl: &SaslSettings, at: &dyn Fn(&str) -> String, p: &mut Vec<Problem>) {
     let oauth_set = sasl.token_file.is_some()
@@ -454,9 +484,33 @@ pub(crate) fn check(
         )),
         (Some(sasl), true) if sasl.mechanism == Mechanism::OAuthBearer => {
             check_oauth(sasl, &at, p);
+            check_no_aws_fields(sasl, &at, p);
+        }
+        (Some(sasl), true) if sasl.mechanism == Mechanism::AwsMskIam => {
+            check_no_oauth_fields(sasl, &at, p);
+            if !sasl.username.is_empty() || sasl.password.is_some() || sasl.password_file.is_some()
+            {
+                p.push(Problem::new(
+                    at("sasl"),
+                    "username/password do not apply to AWS_MSK_IAM: credentials come from the \
+                     AWS environment variables, web identity or the shared credentials file",
+                ));
+            }
+            for (field, value) in [
+                ("aws_region", &sasl.aws_region),
+                ("aws_profile", &sasl.aws_profile),
+            ] {
+                if value.as_deref().is_some_and(str::is_empty) {
+                    p.push(Problem::new(
+                        at(&format!("sasl.{field}")),
+                        "must not be empty",
+                    ));
+                }
+            }
         }
         (Some(sasl), true) => {
             check_no_oauth_fields(sasl, &at, p);
+            check_no_aws_fields(sasl, &at, p);
             if sasl.username.is_empty() {
                 p.push(Problem::new(at("sasl.username"), "must not be empty"));
             }

@@ -876,3 +876,45 @@ fn oauthbearer_settings_are_checked() {
         .unwrap();
     assert_eq!(sasl.principal(), "token variable KAFKA_TOKEN");
 }
+
+#[test]
+fn aws_msk_iam_settings() {
+    let iam = |fields: &str| {
+        secure_cluster(&format!(
+            "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"AWS_MSK_IAM\"\n{fields}"
+        ))
+    };
+    let c = load(&iam(
+        "aws_region = \"eu-west-1\"\naws_profile = \"mirror\"\n",
+    ))
+    .unwrap();
+    let sasl = c
+        .cluster("east")
+        .unwrap()
+        .client_config()
+        .connection
+        .sasl
+        .unwrap();
+    assert_eq!(sasl.mechanism, ferry_client::SaslMechanism::AwsMskIam);
+    let aws = sasl.aws.as_ref().unwrap();
+    assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(aws.profile.as_deref(), Some("mirror"));
+    // Region and profile may come from the environment instead.
+    assert!(load(&iam("")).is_ok());
+    assert_eq!(
+        problem(&iam("username = \"u\"\n")),
+        "clusters.east.sasl: username/password do not apply to AWS_MSK_IAM: credentials come \
+         from the AWS environment variables, web identity or the shared credentials file"
+    );
+    assert_eq!(
+        problem(&iam("token_env = \"T\"\n")),
+        "clusters.east.sasl: token and OIDC settings apply to mechanism \"OAUTHBEARER\" only"
+    );
+    assert_eq!(
+        problem(&secure_cluster(
+            "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"PLAIN\"\n\
+             username = \"u\"\npassword = \"p\"\naws_region = \"eu-west-1\"\n"
+        )),
+        "clusters.east.sasl: aws_region and aws_profile apply to mechanism \"AWS_MSK_IAM\" only"
+    );
+}

@@ -135,6 +135,7 @@ fn security(cluster: &ClusterConfig) -> String {
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
             Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::AwsMskIam => "AWS_MSK_IAM",
         };
         match (&sasl.mechanism, &sasl.token_endpoint) {
             (Mechanism::OAuthBearer, Some(endpoint)) => out.push_str(&format!(
@@ -149,6 +150,12 @@ fn security(cluster: &ClusterConfig) -> String {
                 };
                 out.push_str(&format!(" ({mechanism} with the {from})"));
             }
+            (Mechanism::AwsMskIam, _) => out.push_str(&format!(
+                " ({mechanism} with the AWS credentials from the environment, web identity or profile{})",
+                sasl.aws_region
+                    .as_deref()
+                    .map_or_else(String::new, |r| format!(", region {r}"))
+            )),
             _ => out.push_str(&format!(" ({mechanism} as {:?})", sasl.username)),
         }
     }
