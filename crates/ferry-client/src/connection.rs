@@ -133,6 +133,8 @@ struct Shared {
     /// Wakes the writer when `reauth` changes.
     reauth_changed: Notify,
     reauthentications: AtomicU64,
+    /// Who the last SASL authentication logged in as (never a secret).
+    principal: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -380,9 +382,11 @@ impl Connection {
         if let Some(sasl) = &config.sasl {
             let auth = Arc::new(Authenticator::new(sasl, &versions)?);
             let started = Instant::now();
-            let lifetime =
-                sasl::authenticate(&mut ConnectionTransport(&conn), address, &auth).await?;
-            conn.inner.shared.schedule_reauth(auth, lifetime, started);
+            let done = sasl::authenticate(&mut ConnectionTransport(&conn), address, &auth).await?;
+            *lock(&conn.inner.shared.principal) = Some(done.principal);
+            conn.inner
+                .shared
+                .schedule_reauth(auth, done.lifetime, started);
         }
         tracing::debug!(broker = address, "connected");
         Ok(Self {
@@ -418,6 +422,7 @@ impl Connection {
             reauth: Mutex::new(None),
             reauth_changed: Notify::new(),
             reauthentications: AtomicU64::new(0),
+            principal: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(config.max_queued_requests.max(1));
         let client_id = StrBytes::from_string(config.client_id.clone());
@@ -457,6 +462,12 @@ impl Connection {
     /// The API version ranges the broker advertised.
     pub fn versions(&self) -> &BrokerVersions {
         &self.versions
+    }
+
+    /// Who this connection authenticated as and with which mechanism, e.g.
+    /// `ferry-app with OAUTHBEARER` (the JWT subject); `None` without SASL.
+    pub fn authenticated_as(&self) -> Option<String> {
+        lock(&self.inner.shared.principal).clone()
     }
 
     /// How many times this connection re-authenticated (KIP-368).
@@ -772,10 +783,11 @@ async fn write_loop<W>(
                 timeout: request_timeout,
             };
             match sasl::authenticate(&mut transport, &shared.broker, &reauth.auth).await {
-                Ok(lifetime) => {
+                Ok(done) => {
                     shared.reauthentications.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(broker = %shared.broker, "re-authenticated");
-                    shared.schedule_reauth(reauth.auth, lifetime, started);
+                    *lock(&shared.principal) = Some(done.principal);
+                    shared.schedule_reauth(reauth.auth, done.lifetime, started);
                 }
                 Err(e) => {
                     shared.poison(e);

@@ -89,6 +89,10 @@ async fn environment_credentials_sign_each_authentication() {
     // Sessions of 1.5 s: re-authenticated on the same connection.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(conn.poisoned().is_none());
+    assert_eq!(
+        conn.authenticated_as().as_deref(),
+        Some("access key AKIDFERRYTEST (environment variables) with AWS_MSK_IAM")
+    );
     assert!(conn.reauthentications() >= 1, "re-authenticated");
     let seen = peer.seen();
     assert!(

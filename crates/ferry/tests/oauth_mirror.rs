@@ -166,7 +166,8 @@ async fn oauthbearer_mirror_reauthenticates_with_fresh_tokens() {
     let (code, text) = ferry_check(&config);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("OAUTHBEARER as client \"ferry-app\""),
+        text.contains("OAUTHBEARER as client \"ferry-app\"")
+            && text.contains("authenticated as ferry-app with OAUTHBEARER"),
         "{text}"
     );
     assert!(!text.contains(&secret), "the secret leaked: {text}");

@@ -309,13 +309,12 @@ impl Authenticator {
     }
 }
 
-/// Runs one SASL authentication; returns the session lifetime the broker
-/// granted, if it set one (`connections.max.reauth.ms`).
+/// Runs one SASL authentication.
 pub(crate) async fn authenticate<T: Transport>(
     transport: &mut T,
     broker: &str,
     auth: &Authenticator,
-) -> Result<Option<Duration>> {
+) -> Result<Authenticated> {
     let config = &auth.config;
     let mechanism = config.mechanism.name();
     let version = auth.handshake_version;
@@ -407,10 +406,23 @@ pub(crate) async fn authenticate<T: Transport>(
         server = Some(response.auth_bytes);
     }
     tracing::debug!(broker, mechanism, %principal, lifetime_ms, "authenticated");
-    Ok(u64::try_from(lifetime_ms)
-        .ok()
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis))
+    Ok(Authenticated {
+        lifetime: u64::try_from(lifetime_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis),
+        principal: format!("{principal} with {mechanism}"),
+    })
+}
+
+/// What one authentication established.
+pub(crate) struct Authenticated {
+    /// The session lifetime the broker granted (`connections.max.reauth.ms`,
+    /// or the token's remaining life), if it set one.
+    pub(crate) lifetime: Option<Duration>,
+    /// Who ferry authenticated as and how, e.g. `ferry-app with OAUTHBEARER`
+    /// (never a secret).
+    pub(crate) principal: String,
 }
 
 /// The share of a session kept in reserve at least (Kafka's own clients

@@ -186,6 +186,16 @@ async fn check_cluster(
         plural(metadata.topics.len(), "topic"),
         security(cluster)
     );
+    // Who the broker saw: for OAUTHBEARER the token's subject, for
+    // AWS_MSK_IAM the access key and where it came from.
+    if let Some(who) = client
+        .any_connection()
+        .await
+        .ok()
+        .and_then(|c| c.authenticated_as())
+    {
+        println!("  authenticated as {who}");
+    }
     // Every broker, not only the bootstrap one: an advertised listener that
     // cannot be reached would otherwise only show once a flow needs it.
     let mut by_versions: BTreeMap<String, Vec<i32>> = BTreeMap::new();
