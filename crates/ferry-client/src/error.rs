@@ -98,8 +98,9 @@ pub enum ClientError {
     /// The broker refused the credentials. Not retriable: retrying with the
     /// same password fails the same way (and may lock the user out).
     #[error(
-        "authentication as user {username:?} with {mechanism} failed at broker {broker}: {detail}; \
-         check sasl.username and the password, and that the user exists for {mechanism} on the cluster"
+        "authentication as {}{username:?} with {mechanism} failed at broker {broker}: {detail}; {}",
+        if matches!(*mechanism, "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512") { "user " } else { "" },
+        authentication_hint(mechanism)
     )]
     SaslAuthentication {
         broker: String,
@@ -367,6 +368,21 @@ fn static_hint(code: KafkaCode) -> &'static str {
         }
         c if c.is_retriable() => "; this is retriable: retry after a backoff",
         _ => "",
+    }
+}
+
+/// What to check after a refused login, by mechanism.
+fn authentication_hint(mechanism: &str) -> String {
+    match mechanism {
+        "OAUTHBEARER" => "check that the token is current and that the broker's validator accepts \
+                          its issuer, audience, signing key and scope"
+            .to_owned(),
+        "AWS_MSK_IAM" => "check the AWS credentials, the region, and that the IAM policy allows \
+                          kafka-cluster:Connect on this cluster"
+            .to_owned(),
+        m => format!(
+            "check sasl.username and the password, and that the user exists for {m} on the cluster"
+        ),
     }
 }
 

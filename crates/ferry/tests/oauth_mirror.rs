@@ -256,6 +256,12 @@ async fn oauthbearer_mirror_reauthenticates_with_fresh_tokens() {
         text.contains("expired") && text.contains("token file"),
         "{text}"
     );
+
+    // A token the broker's validator refuses: its error challenge is shown.
+    std::fs::write(&token_file, "not-a-jwt").unwrap();
+    let (code, text) = ferry_check(&expired);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("invalid_token"), "{text}");
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -392,10 +392,9 @@ pub(crate) async fn authenticate<T: Transport>(
                 .error_message
                 .as_ref()
                 .map_or_else(|| code.to_string(), ToString::to_string);
-            let said = match session.server_error() {
-                Some(challenge) => format!("{said}; {challenge}"),
-                None => said,
-            };
+            // The broker's message for a refused token is its challenge's
+            // raw JSON: the decoded challenge says the same, readably.
+            let said = session.server_error().unwrap_or(said);
             return Err(failed(if code == KafkaCode::SASL_AUTHENTICATION_FAILED {
                 Failure::rejected(said)
             } else {
