@@ -478,12 +478,21 @@ def _tail(path: Path, n: int = 60) -> str:
     return "\n".join(data[-n:])
 
 
+def _jvm_props(cdir: Path) -> list[str]:
+    """`-Dkey=value` flags saved by `start --jvm-prop` (e.g. the OAUTHBEARER allowed-URL list,
+    which Kafka reads as a system property only), kept for restarts."""
+    path = cdir / "jvm.properties"
+    if not path.exists():
+        return []
+    return [f"-D{line}" for line in path.read_text().splitlines() if line.strip()]
+
+
 def _broker_command(cdir: Path, version: str) -> list[str]:
     logs = cdir / "logs"
     gc = ["-Xlog:gc*:file=" + str(logs / "gc.log") + ":time,tags:filecount=2,filesize=20M"]
     return java_command("kafka.Kafka", [str(cdir / "server.properties")], heap=BROKER_HEAP,
-                        log4j=BROKER_LOG4J, logs_dir=logs, jvm_opts=COMMON_JVM_OPTS, extra_jvm=gc,
-                        version=version)
+                        log4j=BROKER_LOG4J, logs_dir=logs, jvm_opts=COMMON_JVM_OPTS,
+                        extra_jvm=gc + _jvm_props(cdir), version=version)
 
 
 def _zookeeper_broker_command(cdir: Path, version: str) -> list[str]:
@@ -508,7 +517,7 @@ def _format(cdir: Path, cluster_id: str, version: str, scram: list[str] = ()) ->
 def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None = None,
           timeout: float = DEFAULT_START_TIMEOUT, quiet: bool = True,
           version: str | None = None, zookeeper: bool | None = None,
-          listeners: list[str] = (), scram: list[str] = ()) -> dict:
+          listeners: list[str] = (), scram: list[str] = (), jvm_props: list[str] = ()) -> dict:
     """Start (or find running) single-node KRaft cluster `name`; returns its cluster.json dict.
 
     A fresh cluster gets new free ports and a formatted data dir.  A cluster that exists but is
@@ -522,6 +531,7 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
     `listener.name.<name>.*` overrides (TLS keystore, SASL JAAS). `scram` specs are passed to
     `StorageTool format --add-scram` (e.g. `SCRAM-SHA-512=[name=alice,password=secret]`), so the
     users exist from the start. Both only apply when the cluster is created (KRaft only).
+    `jvm_props` (`KEY=VALUE`) become broker JVM system properties, kept for restarts.
     """
     if isinstance(overrides, dict):
         overrides = list(overrides.items())
@@ -565,6 +575,8 @@ def start(name: str, overrides: list[tuple[str, str]] | list[str] | dict | None 
                 props["advertised.listeners"] = props.get("advertised.listeners", f"PLAINTEXT://127.0.0.1:{port}") + f",{lname}://127.0.0.1:{lport}"
                 props["listener.security.protocol.map"] += f",{lname}:{protocol}"
             _write_properties(props_file, props, ovr)
+            if jvm_props:
+                (cdir / "jvm.properties").write_text("".join(f"{p}\n" for p in jvm_props))
         elif ovr:
             with open(props_file, "a") as f:
                 f.write("# --override (restart)\n" + "".join(f"{k}={v}\n" for k, v in ovr))
@@ -758,6 +770,8 @@ def _main(argv: list[str]) -> int:
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--listener", action="append", default=[], metavar="NAME:PROTOCOL",
                    help="an extra listener, e.g. SECURE:SASL_SSL (new clusters only)")
+    p.add_argument("--jvm-prop", action="append", default=[], metavar="KEY=VALUE",
+                   help="a broker JVM system property (new clusters only)")
     p.add_argument("--add-scram", action="append", default=[], metavar="SPEC",
                    help="a SCRAM user created at format time, e.g. 'SCRAM-SHA-512=[name=u,password=p]'")
     p.add_argument("--timeout", type=float, default=DEFAULT_START_TIMEOUT)
@@ -797,7 +811,8 @@ def _main(argv: list[str]) -> int:
         def one(n):
             was = is_running(n)
             info = start(n, overrides=a.override, timeout=a.timeout, quiet=False, version=a.kafka_version,
-                         zookeeper=a.zookeeper or None, listeners=a.listener, scram=a.add_scram)
+                         zookeeper=a.zookeeper or None, listeners=a.listener, scram=a.add_scram,
+                         jvm_props=a.jvm_prop)
             if not was:
                 print(f"cluster {n} started in {info.get('started_in_s')}s (pid {info['pid']})", file=sys.stderr)
             return info

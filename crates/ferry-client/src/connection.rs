@@ -133,11 +133,16 @@ struct Shared {
     /// Wakes the writer when `reauth` changes.
     reauth_changed: Notify,
     reauthentications: AtomicU64,
+    /// Who the last SASL authentication logged in as (never a secret).
+    principal: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Clone)]
 struct Reauth {
-    at: Instant,
+    /// When the broker ends the session (counted from before the exchange
+    /// that opened it, so never later than the broker's own clock says).
+    expires: Instant,
+    lifetime: Duration,
     auth: Arc<Authenticator>,
 }
 
@@ -149,6 +154,16 @@ struct State {
     /// other id than the first (even one another request waits for) means
     /// the stream cannot be trusted.
     pending: VecDeque<(i32, oneshot::Sender<Result<Bytes>>)>,
+    /// When each pending request was written, in the same order.
+    written: VecDeque<Instant>,
+    /// When the last response arrived: the broker starts on a request only
+    /// after answering the one before it.
+    last_response: Option<Instant>,
+    /// The longest any request held the connection at the broker (from
+    /// the later of its write and the previous response to its own
+    /// response): how long each request in flight may delay a
+    /// re-authentication.
+    longest_request: Duration,
     poisoned: Option<ClientError>,
     next_correlation_id: i32,
 }
@@ -175,6 +190,7 @@ impl Shared {
         }
         st.next_correlation_id = id.wrapping_add(1);
         st.pending.push_back((id, reply));
+        st.written.push_back(Instant::now());
         Some(id)
     }
 
@@ -186,6 +202,7 @@ impl Shared {
             .pending
             .iter()
             .rposition(|(id, _)| *id == correlation_id)?;
+        st.written.remove(at);
         st.pending.remove(at).map(|(_, waiter)| waiter)
     }
 
@@ -198,10 +215,28 @@ impl Shared {
         let mut st = lock(&self.state);
         match st.pending.front() {
             Some((id, _)) if *id == correlation_id => {
+                let now = Instant::now();
+                if let Some(written) = st.written.pop_front() {
+                    let started = st.last_response.map_or(written, |r| r.max(written));
+                    let held = now.saturating_duration_since(started);
+                    if held > st.longest_request {
+                        st.longest_request = held;
+                        // The writer's re-authentication time moves earlier.
+                        self.reauth_changed.notify_one();
+                    }
+                }
+                st.last_response = Some(now);
                 st.pending.pop_front().map(|(_, waiter)| waiter).ok_or(None)
             }
             front => Err(front.map(|(id, _)| *id)),
         }
+    }
+
+    /// Requests written and not yet answered, and the longest a request
+    /// has held the connection.
+    fn in_flight(&self) -> (usize, Duration) {
+        let st = lock(&self.state);
+        (st.pending.len(), st.longest_request)
     }
 
     fn poisoned(&self) -> Option<ClientError> {
@@ -217,6 +252,7 @@ impl Shared {
                 return;
             }
             st.poisoned = Some(err.clone());
+            st.written.clear();
             std::mem::take(&mut st.pending)
         };
         if err.is_protocol_violation() {
@@ -250,11 +286,18 @@ impl Shared {
             })
     }
 
-    /// Schedules the next re-authentication after a session of `lifetime`
-    /// (`None`: the broker set no limit).
-    fn schedule_reauth(&self, auth: Arc<Authenticator>, lifetime: Option<Duration>) {
+    /// Schedules the next re-authentication for a session of `lifetime`
+    /// (`None`: the broker set no limit) opened by an exchange that
+    /// started at `started`.
+    fn schedule_reauth(
+        &self,
+        auth: Arc<Authenticator>,
+        lifetime: Option<Duration>,
+        started: Instant,
+    ) {
         *lock(&self.reauth) = lifetime.map(|lifetime| Reauth {
-            at: Instant::now() + sasl::reauth_after(lifetime),
+            expires: started + lifetime,
+            lifetime,
             auth,
         });
         self.reauth_changed.notify_one();
@@ -262,6 +305,19 @@ impl Shared {
 
     fn reauth(&self) -> Option<Reauth> {
         lock(&self.reauth).clone()
+    }
+
+    /// When the current session must be renewed if `extra` more requests
+    /// are written now (`None`: never).
+    fn reauth_at(&self, extra: usize) -> Option<Instant> {
+        let reauth = self.reauth()?;
+        let (in_flight, longest) = self.in_flight();
+        Some(sasl::reauth_at(
+            reauth.expires,
+            reauth.lifetime,
+            in_flight + extra,
+            longest,
+        ))
     }
 }
 
@@ -325,9 +381,12 @@ impl Connection {
         let versions = versions::negotiate(&conn).await?;
         if let Some(sasl) = &config.sasl {
             let auth = Arc::new(Authenticator::new(sasl, &versions)?);
-            let lifetime =
-                sasl::authenticate(&mut ConnectionTransport(&conn), address, &auth).await?;
-            conn.inner.shared.schedule_reauth(auth, lifetime);
+            let started = Instant::now();
+            let done = sasl::authenticate(&mut ConnectionTransport(&conn), address, &auth).await?;
+            *lock(&conn.inner.shared.principal) = Some(done.principal);
+            conn.inner
+                .shared
+                .schedule_reauth(auth, done.lifetime, started);
         }
         tracing::debug!(broker = address, "connected");
         Ok(Self {
@@ -363,6 +422,7 @@ impl Connection {
             reauth: Mutex::new(None),
             reauth_changed: Notify::new(),
             reauthentications: AtomicU64::new(0),
+            principal: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(config.max_queued_requests.max(1));
         let client_id = StrBytes::from_string(config.client_id.clone());
@@ -402,6 +462,12 @@ impl Connection {
     /// The API version ranges the broker advertised.
     pub fn versions(&self) -> &BrokerVersions {
         &self.versions
+    }
+
+    /// Who this connection authenticated as and with which mechanism, e.g.
+    /// `ferry-app with OAUTHBEARER` (the JWT subject); `None` without SASL.
+    pub fn authenticated_as(&self) -> Option<String> {
+        lock(&self.inner.shared.principal).clone()
     }
 
     /// How many times this connection re-authenticated (KIP-368).
@@ -688,10 +754,12 @@ async fn write_loop<W>(
 {
     let mut batch = Vec::with_capacity(MAX_WRITE_BATCH);
     loop {
-        let reauth = shared.reauth();
+        // Wake when the requests already in flight would delay a
+        // SaslHandshake written any later past the session's end.
+        let due = shared.reauth_at(0);
         let received = tokio::select! {
             n = requests.recv_many(&mut batch, MAX_WRITE_BATCH) => Some(n),
-            () = sleep_until(reauth.as_ref().map(|r| r.at)) => None,
+            () = sleep_until(due) => None,
             () = shared.reauth_changed.notified() => continue,
         };
         if received == Some(0) {
@@ -699,8 +767,15 @@ async fn write_loop<W>(
             return;
         }
         // Re-authenticate before writing anything more once the time has
-        // come: the broker closes a connection whose session has expired.
-        if let Some(reauth) = shared.reauth().filter(|r| r.at <= Instant::now()) {
+        // come, counting the requests about to be written: the broker reads
+        // the SaslHandshake only after answering everything written before
+        // it, and closes a connection whose session has expired by then.
+        let due = shared.reauth_at(received.unwrap_or(0));
+        if let Some(reauth) = shared
+            .reauth()
+            .filter(|_| due.is_some_and(|at| at <= Instant::now()))
+        {
+            let started = Instant::now();
             let mut transport = WriterTransport {
                 io: &mut io,
                 shared: &shared,
@@ -708,10 +783,11 @@ async fn write_loop<W>(
                 timeout: request_timeout,
             };
             match sasl::authenticate(&mut transport, &shared.broker, &reauth.auth).await {
-                Ok(lifetime) => {
+                Ok(done) => {
                     shared.reauthentications.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(broker = %shared.broker, "re-authenticated");
-                    shared.schedule_reauth(reauth.auth, lifetime);
+                    *lock(&shared.principal) = Some(done.principal);
+                    shared.schedule_reauth(reauth.auth, done.lifetime, started);
                 }
                 Err(e) => {
                     shared.poison(e);

@@ -73,6 +73,16 @@ pub enum ClientError {
     #[error("invalid SASL setting: {reason}")]
     SaslSetup { reason: String },
 
+    /// The OIDC token endpoint did not give ferry a token.
+    #[error("cannot get an OAUTHBEARER token for client {client_id:?} from {endpoint}: {detail}")]
+    TokenEndpoint {
+        endpoint: String,
+        client_id: String,
+        detail: String,
+        /// The endpoint was unreachable or busy (as opposed to refusing the client).
+        retriable: bool,
+    },
+
     /// The broker's listener does not offer the configured mechanism.
     #[error(
         "broker {broker} does not accept SASL mechanism {mechanism} on this listener{}; \
@@ -88,8 +98,9 @@ pub enum ClientError {
     /// The broker refused the credentials. Not retriable: retrying with the
     /// same password fails the same way (and may lock the user out).
     #[error(
-        "authentication as user {username:?} with {mechanism} failed at broker {broker}: {detail}; \
-         check sasl.username and the password, and that the user exists for {mechanism} on the cluster"
+        "authentication as {}{username:?} with {mechanism} failed at broker {broker}: {detail}; {}",
+        if matches!(*mechanism, "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512") { "user " } else { "" },
+        authentication_hint(mechanism)
     )]
     SaslAuthentication {
         broker: String,
@@ -360,6 +371,21 @@ fn static_hint(code: KafkaCode) -> &'static str {
     }
 }
 
+/// What to check after a refused login, by mechanism.
+fn authentication_hint(mechanism: &str) -> String {
+    match mechanism {
+        "OAUTHBEARER" => "check that the token is current and that the broker's validator accepts \
+                          its issuer, audience, signing key and scope"
+            .to_owned(),
+        "AWS_MSK_IAM" => "check the AWS credentials, the region, and that the IAM policy allows \
+                          kafka-cluster:Connect on this cluster"
+            .to_owned(),
+        m => format!(
+            "check sasl.username and the password, and that the user exists for {m} on the cluster"
+        ),
+    }
+}
+
 impl ClientError {
     /// The broker address the error is about, where there is one.
     pub fn broker(&self) -> Option<&str> {
@@ -370,6 +396,7 @@ impl ClientError {
             | Self::InvalidConfig { .. }
             | Self::TlsSetup { .. }
             | Self::SaslSetup { .. }
+            | Self::TokenEndpoint { .. }
             | Self::NotDelivered { .. } => None,
             Self::Connect { broker, .. }
             | Self::ConnectTimeout { broker, .. }
@@ -413,6 +440,7 @@ impl ClientError {
             Self::Frame { .. } | Self::UnexpectedCorrelationId { .. } | Self::Decode { .. } => true,
             Self::Kafka { code, .. } => code.is_retriable(),
             Self::Bootstrap { last, .. } => last.is_retriable(),
+            Self::TokenEndpoint { retriable, .. } => *retriable,
             _ => false,
         }
     }

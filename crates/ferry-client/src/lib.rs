@@ -80,7 +80,10 @@ pub use producer::{Ack, AckFuture, IdempotentProducer, ProducerConfig};
 pub use responses::BoundedRequest;
 pub use retry::Backoff;
 pub use retry::RetryCounts;
-pub use sasl::{Password, SaslConfig, SaslMechanism};
+pub use sasl::{
+    AwsCredentials, AwsMskIam, OAuthConfig, OidcClient, Password, SaslConfig, SaslMechanism,
+    TokenSource, check_extension,
+};
 pub use secret::Secret;
 pub use tls::TlsConfig;
 pub use topic::TopicPartition;

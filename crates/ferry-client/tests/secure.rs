@@ -38,11 +38,11 @@ impl Setup {
     }
 
     fn sasl(&self, mechanism: SaslMechanism, user: &str) -> SaslConfig {
-        SaslConfig {
+        SaslConfig::password_based(
             mechanism,
-            username: user.to_owned(),
-            password: Password::Value(Secret::new(self.password.clone())),
-        }
+            user,
+            Password::Value(Secret::new(self.password.clone())),
+        )
     }
 }
 

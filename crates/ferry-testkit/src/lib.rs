@@ -11,6 +11,8 @@ pub mod proxy;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod oidc;
+pub mod sasl_peer;
 pub mod secure;
 pub mod wait;
 

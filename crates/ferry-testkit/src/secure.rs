@@ -221,8 +221,27 @@ impl SecureCluster {
     /// # Panics
     /// If the cluster does not start.
     pub fn start(name: &str, listeners: &[&str], scram: &[String], overrides: &[String]) -> Self {
+        Self::start_with_jvm_props(name, listeners, scram, overrides, &[])
+    }
+
+    /// [`start`](Self::start) with broker JVM system properties
+    /// (`KEY=VALUE`), for settings Kafka reads only from there (e.g.
+    /// `org.apache.kafka.sasl.oauthbearer.allowed.urls`).
+    ///
+    /// # Panics
+    /// If the cluster does not start.
+    pub fn start_with_jvm_props(
+        name: &str,
+        listeners: &[&str],
+        scram: &[String],
+        overrides: &[String],
+        jvm_props: &[String],
+    ) -> Self {
         let mut cmd = harness();
         cmd.args(["start", name]);
+        for p in jvm_props {
+            cmd.args(["--jvm-prop", p]);
+        }
         for l in listeners {
             cmd.args(["--listener", l]);
         }
@@ -252,7 +271,12 @@ impl SecureCluster {
 
 impl Drop for SecureCluster {
     fn drop(&mut self) {
-        let _ = harness().args(["wipe", &self.name]).output();
+        // FERRY_KEEP_CLUSTERS=1 stops the cluster but keeps its logs, to
+        // study a failure.
+        let keep = std::env::var("FERRY_KEEP_CLUSTERS").as_deref() == Ok("1");
+        let _ = harness()
+            .args([if keep { "stop" } else { "wipe" }, &self.name])
+            .output();
     }
 }
 

@@ -3,6 +3,7 @@
 mod alloc;
 mod cmd;
 mod http;
+mod logging;
 
 use std::process::ExitCode;
 

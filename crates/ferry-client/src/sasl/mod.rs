@@ -1,17 +1,28 @@
 //! SASL authentication (SaslHandshake v1 + SaslAuthenticate, KIP-152) with
-//! PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and re-authentication before the
-//! session the broker granted runs out (KIP-368).
+//! PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER, and re-authentication
+//! before the session the broker granted runs out (KIP-368).
 //!
 //! A mechanism is a small state machine ([`Mechanism`]): given the broker's
 //! last message (none at first) it produces the next message or says it is
 //! done. The exchange around it ([`authenticate`]) is the same for every
-//! mechanism, so OAUTHBEARER (one client message with a token) only needs a
-//! new `Mechanism` and a way to get tokens.
+//! mechanism; OAUTHBEARER's token is obtained (possibly over HTTPS) before
+//! its exchange starts, so the state machines stay free of I/O.
 
+mod aws;
+mod https;
+mod oauth;
+mod oidc;
 mod scram;
 
+pub use aws::{AwsCredentials, AwsMskIam};
+pub use oauth::{OAuthConfig, TokenSource, check_extension};
+pub use oidc::OidcClient;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslHandshakeRequest};
@@ -35,6 +46,10 @@ pub enum SaslMechanism {
     ScramSha256,
     /// `SCRAM-SHA-512`.
     ScramSha512,
+    /// `OAUTHBEARER`: a bearer token (RFC 7628, KIP-255).
+    OAuthBearer,
+    /// `AWS_MSK_IAM`: Amazon MSK's IAM access control (a SigV4 signature).
+    AwsMskIam,
 }
 
 impl SaslMechanism {
@@ -44,6 +59,8 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
+            Self::AwsMskIam => "AWS_MSK_IAM",
         }
     }
 }
@@ -58,30 +75,87 @@ pub enum Password {
     File(PathBuf),
 }
 
-/// SASL settings for every connection to one cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaslConfig {
-    /// The mechanism; it must be in the listener's `sasl.enabled.mechanisms`.
-    pub mechanism: SaslMechanism,
-    /// The user to log in as.
-    pub username: String,
-    /// The user's password.
-    pub password: Password,
-}
-
-impl SaslConfig {
-    fn password(&self) -> Result<Secret> {
-        match &self.password {
+impl Password {
+    /// The value; a file is read now. `setting` names it in errors.
+    pub(crate) fn read(&self, setting: &str) -> Result<Secret> {
+        match self {
             Password::Value(secret) => Ok(secret.clone()),
             Password::File(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ClientError::SaslSetup {
-                    reason: format!("cannot read the password file {}: {e}", path.display()),
+                    reason: format!("cannot read the {setting} {}: {e}", path.display()),
                 })?;
                 let value = text
                     .strip_suffix('\n')
                     .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
                 Ok(Secret::new(value))
             }
+        }
+    }
+}
+
+/// SASL settings for every connection to one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslConfig {
+    /// The mechanism; it must be in the listener's `sasl.enabled.mechanisms`.
+    pub mechanism: SaslMechanism,
+    /// The user to log in as (PLAIN, SCRAM).
+    pub username: String,
+    /// The user's password (PLAIN, SCRAM).
+    pub password: Password,
+    /// Where tokens come from (OAUTHBEARER; required for it).
+    pub oauth: Option<OAuthConfig>,
+    /// Region and credentials (AWS_MSK_IAM; required for it).
+    pub aws: Option<Arc<AwsMskIam>>,
+}
+
+impl SaslConfig {
+    /// PLAIN or SCRAM settings.
+    pub fn password_based(
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: Password,
+    ) -> Self {
+        Self {
+            mechanism,
+            username: username.into(),
+            password,
+            oauth: None,
+            aws: None,
+        }
+    }
+
+    /// OAUTHBEARER settings.
+    pub fn oauth_bearer(oauth: OAuthConfig) -> Self {
+        Self {
+            mechanism: SaslMechanism::OAuthBearer,
+            username: String::new(),
+            password: Password::Value(Secret::default()),
+            oauth: Some(oauth),
+            aws: None,
+        }
+    }
+
+    /// AWS_MSK_IAM settings.
+    pub fn aws_msk_iam(aws: AwsMskIam) -> Self {
+        Self {
+            mechanism: SaslMechanism::AwsMskIam,
+            username: String::new(),
+            password: Password::Value(Secret::default()),
+            oauth: None,
+            aws: Some(Arc::new(aws)),
+        }
+    }
+
+    fn password(&self) -> Result<Secret> {
+        self.password.read("password file")
+    }
+
+    /// Who ferry authenticates as, for messages (never a secret).
+    pub fn principal(&self) -> String {
+        match (&self.mechanism, &self.oauth) {
+            (SaslMechanism::OAuthBearer, Some(oauth)) => oauth.label(),
+            (SaslMechanism::AwsMskIam, _) => "AWS credentials".to_owned(),
+            _ => self.username.clone(),
         }
     }
 
@@ -99,6 +173,37 @@ impl SaslConfig {
             })),
             SaslMechanism::ScramSha256 => scram(scram::Hash::Sha256),
             SaslMechanism::ScramSha512 => scram(scram::Hash::Sha512),
+            SaslMechanism::OAuthBearer | SaslMechanism::AwsMskIam => Err(ClientError::SaslSetup {
+                reason: format!("{} needs its own settings", self.mechanism.name()),
+            }),
+        }
+    }
+
+    /// The mechanism's state machine for one exchange, with the credential
+    /// it needs fetched first; also returns the principal to name in errors.
+    async fn start(&self, broker: &str) -> Result<(Box<dyn Mechanism>, String)> {
+        if let (SaslMechanism::AwsMskIam, Some(aws)) = (&self.mechanism, &self.aws) {
+            let env = |name: &str| aws.var(name);
+            let host = broker
+                .rsplit_once(':')
+                .map_or(broker, |(host, _)| host)
+                .trim_matches(['[', ']']);
+            let region = aws.region_for(host, &env)?;
+            let creds = aws.credentials(&region, &env).await?;
+            let principal = format!("access key {} ({})", creds.access_key_id, creds.source);
+            let payload = aws::payload(host, &region, &creds, aws::now_unix(), &aws::user_agent());
+            return Ok((Box::new(aws::MskIam::new(payload)), principal));
+        }
+        match (&self.mechanism, &self.oauth) {
+            (SaslMechanism::OAuthBearer, Some(oauth)) => {
+                let token = oauth.token().await?;
+                let principal = token.principal.clone().unwrap_or_else(|| oauth.label());
+                Ok((
+                    Box::new(oauth::OAuthBearer::new(&token, &oauth.extensions)),
+                    principal,
+                ))
+            }
+            _ => Ok((self.session(self.password()?)?, self.username.clone())),
         }
     }
 }
@@ -143,6 +248,11 @@ impl Failure {
 pub(crate) trait Mechanism: Send {
     /// The next message, given the broker's last one (`None` before the first).
     fn step(&mut self, server: Option<&[u8]>) -> std::result::Result<Step, Failure>;
+
+    /// What the broker said in an error challenge, if the mechanism has them.
+    fn server_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// `PLAIN` (RFC 4616): `authzid NUL authcid NUL passwd`, no authzid.
@@ -199,13 +309,12 @@ impl Authenticator {
     }
 }
 
-/// Runs one SASL authentication; returns the session lifetime the broker
-/// granted, if it set one (`connections.max.reauth.ms`).
+/// Runs one SASL authentication.
 pub(crate) async fn authenticate<T: Transport>(
     transport: &mut T,
     broker: &str,
     auth: &Authenticator,
-) -> Result<Option<Duration>> {
+) -> Result<Authenticated> {
     let config = &auth.config;
     let mechanism = config.mechanism.name();
     let version = auth.handshake_version;
@@ -241,12 +350,13 @@ pub(crate) async fn authenticate<T: Transport>(
         });
     }
 
+    let (mut session, principal) = config.start(broker).await?;
     let failed = |f: Failure| {
         if f.rejected {
             ClientError::SaslAuthentication {
                 broker: broker.to_owned(),
                 mechanism,
-                username: config.username.clone(),
+                username: principal.clone(),
                 detail: f.detail,
             }
         } else {
@@ -257,7 +367,6 @@ pub(crate) async fn authenticate<T: Transport>(
             }
         }
     };
-    let mut session = config.session(config.password()?)?;
     let mut server: Option<Bytes> = None;
     let mut lifetime_ms = 0i64;
     let version = auth.authenticate_version;
@@ -283,6 +392,9 @@ pub(crate) async fn authenticate<T: Transport>(
                 .error_message
                 .as_ref()
                 .map_or_else(|| code.to_string(), ToString::to_string);
+            // The broker's message for a refused token is its challenge's
+            // raw JSON: the decoded challenge says the same, readably.
+            let said = session.server_error().unwrap_or(said);
             return Err(failed(if code == KafkaCode::SASL_AUTHENTICATION_FAILED {
                 Failure::rejected(said)
             } else {
@@ -292,17 +404,59 @@ pub(crate) async fn authenticate<T: Transport>(
         lifetime_ms = response.session_lifetime_ms;
         server = Some(response.auth_bytes);
     }
-    tracing::debug!(broker, mechanism, username = %config.username, lifetime_ms, "authenticated");
-    Ok(u64::try_from(lifetime_ms)
-        .ok()
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis))
+    tracing::debug!(broker, mechanism, %principal, lifetime_ms, "authenticated");
+    Ok(Authenticated {
+        lifetime: u64::try_from(lifetime_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis),
+        principal: format!("{principal} with {mechanism}"),
+    })
 }
 
-/// When to re-authenticate a session that lasts `lifetime`: at 85% of it,
-/// like Kafka's own clients, so requests sent just before never arrive late.
-pub(crate) fn reauth_after(lifetime: Duration) -> Duration {
-    lifetime.mul_f64(0.85)
+/// What one authentication established.
+pub(crate) struct Authenticated {
+    /// The session lifetime the broker granted (`connections.max.reauth.ms`,
+    /// or the token's remaining life), if it set one.
+    pub(crate) lifetime: Option<Duration>,
+    /// Who ferry authenticated as and how, e.g. `ferry-app with OAUTHBEARER`
+    /// (never a secret).
+    pub(crate) principal: String,
+}
+
+/// The share of a session kept in reserve at least (Kafka's own clients
+/// re-authenticate between 85% and 95% of it).
+const MIN_MARGIN: f64 = 0.15;
+/// The most of a session kept in reserve: even with long requests in
+/// flight, a session is used for a quarter of its life before the next
+/// re-authentication, so a slow broker cannot cause a re-authentication storm.
+const MAX_MARGIN: f64 = 0.75;
+/// Allowance for the network and the broker's own handling of the
+/// SaslHandshake, on top of the requests queued before it.
+const SLACK: Duration = Duration::from_millis(100);
+
+/// When to start re-authenticating a session that the broker ends at
+/// `expires` (lasting `lifetime`), when `in_flight` requests will be ahead
+/// of the SaslHandshake, each holding the connection for up to
+/// `longest_request` (a 500 ms long-poll Fetch holds it 500 ms: the broker
+/// reads a connection's next request only after answering the previous
+/// one, and closes the connection if that next request comes after the
+/// session ended, even when it is the SaslHandshake).
+///
+/// The margin is the larger of 15% of the session and the time those
+/// requests take plus [`SLACK`], capped at 75% of the session.
+pub(crate) fn reauth_at(
+    expires: Instant,
+    lifetime: Duration,
+    in_flight: usize,
+    longest_request: Duration,
+) -> Instant {
+    let queued = longest_request.saturating_mul(u32::try_from(in_flight).unwrap_or(u32::MAX));
+    let margin = lifetime
+        .mul_f64(MIN_MARGIN)
+        .max(queued.saturating_add(SLACK))
+        .min(lifetime.mul_f64(MAX_MARGIN));
+    expires.checked_sub(margin).unwrap_or(expires)
 }
 
 #[cfg(test)]
@@ -329,11 +483,8 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let file = dir.join("pw");
         let _ = std::fs::write(&file, "s3cret\n");
-        let config = SaslConfig {
-            mechanism: SaslMechanism::Plain,
-            username: "u".into(),
-            password: Password::File(file.clone()),
-        };
+        let config =
+            SaslConfig::password_based(SaslMechanism::Plain, "u", Password::File(file.clone()));
         assert_eq!(
             config.password().ok().as_ref().map(Secret::expose),
             Some("s3cret")
@@ -353,9 +504,27 @@ mod tests {
 
     #[test]
     fn reauth_before_expiry() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // Idle, or short requests: 85% of the session, as Kafka's clients.
         assert_eq!(
-            reauth_after(Duration::from_secs(100)),
-            Duration::from_secs(85)
+            reauth_at(t0 + secs(100), secs(100), 0, ms(0)),
+            t0 + secs(85)
+        );
+        assert_eq!(
+            reauth_at(t0 + secs(100), secs(100), 3, ms(200)),
+            t0 + secs(85)
+        );
+        // Issue 14 item 17: a 3 s session with two 500 ms long polls ahead
+        // of the handshake. 85% (2.55 s) leaves 450 ms, less than one poll;
+        // the margin covers both polls and the slack.
+        assert_eq!(reauth_at(t0 + secs(3), secs(3), 2, ms(500)), t0 + ms(1900));
+        // Never earlier than a quarter into the session.
+        assert_eq!(reauth_at(t0 + secs(3), secs(3), 64, ms(500)), t0 + ms(750));
+        assert_eq!(
+            reauth_at(t0 + secs(3), secs(3), usize::MAX, Duration::MAX),
+            t0 + ms(750)
         );
     }
 }

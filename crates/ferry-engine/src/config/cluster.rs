@@ -98,7 +98,11 @@ impl ClusterConfig {
                 request_timeout: self.request_timeout,
                 max_frame_size: self.max_frame_size.as_usize(),
                 tls: security::tls_config(self.security_protocol, self.tls.as_ref()),
-                sasl: security::sasl_config(self.security_protocol, self.sasl.as_ref()),
+                sasl: security::sasl_config(
+                    self.security_protocol,
+                    self.sasl.as_ref(),
+                    self.tls.as_ref(),
+                ),
                 ..ConnectionConfig::default()
             },
             ..ClientConfig::default()

@@ -773,3 +773,148 @@ fn batching_is_off_by_default_and_sizes_are_checked() {
         .contains("coalesce_below")
     );
 }
+
+#[test]
+fn oauthbearer_client_credentials_with_extensions() {
+    let text = secure_cluster(
+        "security_protocol = \"sasl_ssl\"\n\
+         [clusters.east.sasl]\nmechanism = \"OAUTHBEARER\"\n\
+         token_endpoint = \"https://idp.example.com/oauth2/token\"\n\
+         client_id = \"ferry-app\"\nclient_secret = \"${EAST_SECRET}\"\nscope = \"kafka\"\n\
+         [clusters.east.sasl.extensions]\nlogicalCluster = \"lkc-123\"\nidentityPoolId = \"pool-9\"\n",
+    );
+    let c = Config::from_toml_str(&text, |name| {
+        (name == "EAST_SECRET").then(|| "client-s3cret-from-env".to_owned())
+    })
+    .unwrap();
+    let client = c.cluster("east").unwrap().client_config();
+    let sasl = client.connection.sasl.as_ref().unwrap();
+    assert_eq!(sasl.mechanism, ferry_client::SaslMechanism::OAuthBearer);
+    let oauth = sasl.oauth.as_ref().unwrap();
+    assert_eq!(
+        oauth.extensions,
+        vec![
+            ("identityPoolId".to_owned(), "pool-9".to_owned()),
+            ("logicalCluster".to_owned(), "lkc-123".to_owned())
+        ]
+    );
+    match &oauth.token {
+        ferry_client::TokenSource::ClientCredentials(oidc) => {
+            assert_eq!(oidc.endpoint(), "https://idp.example.com/oauth2/token");
+            assert_eq!(oidc.client_id(), "ferry-app");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sasl.principal(), "client ferry-app");
+    for shown in [format!("{c:?}"), format!("{client:?}"), format!("{c:#?}")] {
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}
+
+#[test]
+fn oauthbearer_settings_are_checked() {
+    let oauth = |fields: &str| {
+        secure_cluster(&format!(
+            "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"OAUTHBEARER\"\n{fields}"
+        ))
+    };
+    assert!(
+        problem(&oauth("")).starts_with(
+            "clusters.east.sasl: OAUTHBEARER needs exactly one of token_file, token_env or token_endpoint"
+        )
+    );
+    assert_eq!(
+        problem(&oauth(
+            "token_env = \"T\"\ntoken_file = \"/etc/hostname\"\n"
+        )),
+        "clusters.east.sasl: OAUTHBEARER needs exactly one of token_file, token_env or \
+         token_endpoint (with client_id and client_secret)"
+    );
+    assert_eq!(
+        problem(&oauth(
+            "token_endpoint = \"http://idp/token\"\nclient_id = \"a\"\nclient_secret = \"s\"\n"
+        )),
+        "clusters.east.sasl.token_endpoint: \"http://idp/token\" must be an https:// URL"
+    );
+    assert_eq!(
+        problem(&oauth(
+            "token_endpoint = \"https://idp/token\"\nclient_id = \"a\"\n"
+        )),
+        "clusters.east.sasl: set client_secret (e.g. \"${FERRY_CLIENT_SECRET}\") or client_secret_file"
+    );
+    assert_eq!(
+        problem(&oauth(
+            "token_endpoint = \"https://idp/token\"\nclient_secret = \"s\"\n"
+        )),
+        "clusters.east.sasl.client_id: is required with token_endpoint"
+    );
+    assert_eq!(
+        problem(&oauth("token_env = \"T\"\nusername = \"u\"\n")),
+        "clusters.east.sasl: username/password do not apply to OAUTHBEARER; use client_id and client_secret"
+    );
+    assert_eq!(
+        problem(&oauth(
+            "token_env = \"T\"\n[clusters.east.sasl.extensions]\nlogical_cluster = \"x\"\n"
+        )),
+        "clusters.east.sasl.extensions.logical_cluster: extension key \"logical_cluster\" must be letters only"
+    );
+    assert_eq!(
+        problem(&secure_cluster(
+            "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"PLAIN\"\n\
+             username = \"u\"\npassword = \"p\"\ntoken_env = \"T\"\n"
+        )),
+        "clusters.east.sasl: token and OIDC settings apply to mechanism \"OAUTHBEARER\" only"
+    );
+    // A static token from a variable is valid on its own.
+    let c = load(&oauth("token_env = \"KAFKA_TOKEN\"\n")).unwrap();
+    let sasl = c
+        .cluster("east")
+        .unwrap()
+        .client_config()
+        .connection
+        .sasl
+        .unwrap();
+    assert_eq!(sasl.principal(), "token variable KAFKA_TOKEN");
+}
+
+#[test]
+fn aws_msk_iam_settings() {
+    let iam = |fields: &str| {
+        secure_cluster(&format!(
+            "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"AWS_MSK_IAM\"\n{fields}"
+        ))
+    };
+    let c = load(&iam(
+        "aws_region = \"eu-west-1\"\naws_profile = \"mirror\"\n",
+    ))
+    .unwrap();
+    let sasl = c
+        .cluster("east")
+        .unwrap()
+        .client_config()
+        .connection
+        .sasl
+        .unwrap();
+    assert_eq!(sasl.mechanism, ferry_client::SaslMechanism::AwsMskIam);
+    let aws = sasl.aws.as_ref().unwrap();
+    assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(aws.profile.as_deref(), Some("mirror"));
+    // Region and profile may come from the environment instead.
+    assert!(load(&iam("")).is_ok());
+    assert_eq!(
+        problem(&iam("username = \"u\"\n")),
+        "clusters.east.sasl: username/password do not apply to AWS_MSK_IAM: credentials come \
+         from the AWS environment variables, web identity or the shared credentials file"
+    );
+    assert_eq!(
+        problem(&iam("token_env = \"T\"\n")),
+        "clusters.east.sasl: token and OIDC settings apply to mechanism \"OAUTHBEARER\" only"
+    );
+    assert_eq!(
+        problem(&secure_cluster(
+            "security_protocol = \"sasl_ssl\"\n[clusters.east.sasl]\nmechanism = \"PLAIN\"\n\
+             username = \"u\"\npassword = \"p\"\naws_region = \"eu-west-1\"\n"
+        )),
+        "clusters.east.sasl: aws_region and aws_profile apply to mechanism \"AWS_MSK_IAM\" only"
+    );
+}

@@ -129,12 +129,35 @@ fn security(cluster: &ClusterConfig) -> String {
         .as_ref()
         .filter(|_| cluster.security_protocol.sasl())
     {
+        use ferry_engine::config::Mechanism;
         let mechanism = match sasl.mechanism {
-            ferry_engine::config::Mechanism::Plain => "PLAIN",
-            ferry_engine::config::Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            ferry_engine::config::Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::AwsMskIam => "AWS_MSK_IAM",
         };
-        out.push_str(&format!(" ({mechanism} as {:?})", sasl.username));
+        match (&sasl.mechanism, &sasl.token_endpoint) {
+            (Mechanism::OAuthBearer, Some(endpoint)) => out.push_str(&format!(
+                " ({mechanism} as client {:?}, tokens from {endpoint})",
+                sasl.client_id.as_deref().unwrap_or_default()
+            )),
+            (Mechanism::OAuthBearer, None) => {
+                let from = match (&sasl.token_file, &sasl.token_env) {
+                    (Some(file), _) => format!("token file {}", file.display()),
+                    (None, Some(var)) => format!("token variable {var}"),
+                    (None, None) => "no token source".to_owned(),
+                };
+                out.push_str(&format!(" ({mechanism} with the {from})"));
+            }
+            (Mechanism::AwsMskIam, _) => out.push_str(&format!(
+                " ({mechanism} with the AWS credentials from the environment, web identity or profile{})",
+                sasl.aws_region
+                    .as_deref()
+                    .map_or_else(String::new, |r| format!(", region {r}"))
+            )),
+            _ => out.push_str(&format!(" ({mechanism} as {:?})", sasl.username)),
+        }
     }
     out
 }
@@ -163,6 +186,16 @@ async fn check_cluster(
         plural(metadata.topics.len(), "topic"),
         security(cluster)
     );
+    // Who the broker saw: for OAUTHBEARER the token's subject, for
+    // AWS_MSK_IAM the access key and where it came from.
+    if let Some(who) = client
+        .any_connection()
+        .await
+        .ok()
+        .and_then(|c| c.authenticated_as())
+    {
+        println!("  authenticated as {who}");
+    }
     // Every broker, not only the bootstrap one: an advertised listener that
     // cannot be reached would otherwise only show once a flow needs it.
     let mut by_versions: BTreeMap<String, Vec<i32>> = BTreeMap::new();

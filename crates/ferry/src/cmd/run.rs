@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use ferry_engine::Engine;
-use tracing_subscriber::EnvFilter;
+
+use crate::logging::{self, LogFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,26 +21,13 @@ pub struct Args {
     log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 pub fn run(args: &Args) -> Result<ExitCode> {
     let config = match super::load_config(&args.config) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
     // RUST_LOG as usual (e.g. RUST_LOG=info,ferry_client=debug); info by default.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
+    logging::init(args.log_format);
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
