@@ -7,19 +7,19 @@
 #![no_main]
 
 use bytes::Bytes;
-use ferry_wire::alter_configs_response as alter;
-use ferry_wire::create_partitions_response as partitions;
-use ferry_wire::create_topics_response as topics;
-use ferry_wire::describe_configs_response as configs;
-use ferry_wire::describe_groups_response as describe_groups;
-use ferry_wire::find_coordinator_response as coordinator;
-use ferry_wire::init_producer_id_response as producer_id;
-use ferry_wire::list_groups_response as list_groups;
-use ferry_wire::list_offsets_response as offsets;
-use ferry_wire::offset_commit_response as offset_commit;
-use ferry_wire::offset_fetch_response as offset_fetch;
-use ferry_wire::response_header::split_response_header;
-use ferry_wire::sasl_response as sasl;
+use ferry_wire::responses::alter_configs as alter;
+use ferry_wire::responses::create_partitions as partitions;
+use ferry_wire::responses::create_topics as topics;
+use ferry_wire::responses::describe_configs as configs;
+use ferry_wire::responses::describe_groups as describe_groups;
+use ferry_wire::responses::find_coordinator as coordinator;
+use ferry_wire::responses::init_producer_id as producer_id;
+use ferry_wire::responses::list_groups as list_groups;
+use ferry_wire::responses::list_offsets as offsets;
+use ferry_wire::responses::offset_commit as offset_commit;
+use ferry_wire::responses::offset_fetch as offset_fetch;
+use ferry_wire::responses::header::split_response_header;
+use ferry_wire::responses::sasl as sasl;
 use libfuzzer_sys::fuzz_target;
 
 /// Each decoder: its version range, its first flexible version (which

@@ -3,11 +3,11 @@
 #![no_main]
 
 use bytes::Bytes;
-use ferry_wire::api_versions_response::{
+use ferry_wire::responses::api_versions::{
     MAX_API_VERSIONS_RESPONSE_VERSION, MIN_API_VERSIONS_RESPONSE_VERSION,
     decode_api_versions_response,
 };
-use ferry_wire::response_header::split_response_header;
+use ferry_wire::responses::header::split_response_header;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use ferry_wire::metadata_response::{
+use ferry_wire::responses::metadata::{
     MAX_METADATA_RESPONSE_VERSION, MIN_METADATA_RESPONSE_VERSION, decode_metadata_response,
 };
 use libfuzzer_sys::fuzz_target;

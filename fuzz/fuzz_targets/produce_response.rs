@@ -2,7 +2,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use ferry_wire::produce_response::{
+use ferry_wire::responses::produce::{
     MAX_PRODUCE_RESPONSE_VERSION, MIN_PRODUCE_RESPONSE_VERSION, decode_produce_response,
 };
 use libfuzzer_sys::fuzz_target;

@@ -93,7 +93,7 @@ impl Client {
         let version = conn.versions().version_for::<MetadataRequest>()?;
         // Decoded by ferry-wire's bounded decoder, not kafka-protocol's:
         // metadata of every topic is read at each discovery interval.
-        let version = version.min(ferry_wire::metadata_response::MAX_METADATA_RESPONSE_VERSION);
+        let version = version.min(ferry_wire::responses::metadata::MAX_METADATA_RESPONSE_VERSION);
         let body = encode_request(
             &metadata_request(topics, version),
             ApiKey::Metadata,
@@ -101,7 +101,7 @@ impl Client {
             conn.broker(),
         )?;
         let raw = conn.send_raw(ApiKey::Metadata, version, vec![body]).await?;
-        let response = ferry_wire::metadata_response::decode_metadata_response(raw, version)
+        let response = ferry_wire::responses::metadata::decode_metadata_response(raw, version)
             .map_err(|e| ClientError::Decode {
                 broker: conn.broker().to_owned(),
                 api: ApiKey::Metadata,

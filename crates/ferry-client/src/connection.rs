@@ -28,7 +28,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_wire::WireError;
 use ferry_wire::frame::{DEFAULT_MAX_FRAME_SIZE, FrameDecoder, SIZE_PREFIX_LEN, put_size_prefix};
-use ferry_wire::response_header::split_response_header;
+use ferry_wire::responses::header::split_response_header;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

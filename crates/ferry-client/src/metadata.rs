@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_wire::metadata_response::MetadataResponse;
+use ferry_wire::responses::metadata::MetadataResponse;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;

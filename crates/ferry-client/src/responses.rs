@@ -10,51 +10,51 @@
 //! [`Connection::send`]: crate::Connection::send
 
 use bytes::Bytes;
-use ferry_wire::alter_configs_response::{
+use ferry_wire::responses::alter_configs::{
     IncrementalAlterConfigsResponse, MAX_INCREMENTAL_ALTER_CONFIGS_RESPONSE_VERSION,
     MIN_INCREMENTAL_ALTER_CONFIGS_RESPONSE_VERSION, decode_incremental_alter_configs_response,
 };
-use ferry_wire::create_partitions_response::{
+use ferry_wire::responses::create_partitions::{
     CreatePartitionsResponse, MAX_CREATE_PARTITIONS_RESPONSE_VERSION,
     MIN_CREATE_PARTITIONS_RESPONSE_VERSION, decode_create_partitions_response,
 };
-use ferry_wire::create_topics_response::{
+use ferry_wire::responses::create_topics::{
     CreateTopicsResponse, MAX_CREATE_TOPICS_RESPONSE_VERSION, MIN_CREATE_TOPICS_RESPONSE_VERSION,
     decode_create_topics_response,
 };
-use ferry_wire::describe_configs_response::{
+use ferry_wire::responses::describe_configs::{
     DescribeConfigsResponse, MAX_DESCRIBE_CONFIGS_RESPONSE_VERSION,
     MIN_DESCRIBE_CONFIGS_RESPONSE_VERSION, decode_describe_configs_response,
 };
-use ferry_wire::describe_groups_response::{
+use ferry_wire::responses::describe_groups::{
     DescribeGroupsResponse, MAX_DESCRIBE_GROUPS_RESPONSE_VERSION,
     MIN_DESCRIBE_GROUPS_RESPONSE_VERSION, decode_describe_groups_response,
 };
-use ferry_wire::find_coordinator_response::{
+use ferry_wire::responses::find_coordinator::{
     FindCoordinatorResponse, MAX_FIND_COORDINATOR_RESPONSE_VERSION,
     MIN_FIND_COORDINATOR_RESPONSE_VERSION, decode_find_coordinator_response,
 };
-use ferry_wire::init_producer_id_response::{
+use ferry_wire::responses::init_producer_id::{
     InitProducerIdResponse, MAX_INIT_PRODUCER_ID_RESPONSE_VERSION,
     MIN_INIT_PRODUCER_ID_RESPONSE_VERSION, decode_init_producer_id_response,
 };
-use ferry_wire::list_groups_response::{
+use ferry_wire::responses::list_groups::{
     ListGroupsResponse, MAX_LIST_GROUPS_RESPONSE_VERSION, MIN_LIST_GROUPS_RESPONSE_VERSION,
     decode_list_groups_response,
 };
-use ferry_wire::list_offsets_response::{
+use ferry_wire::responses::list_offsets::{
     ListOffsetsResponse, MAX_LIST_OFFSETS_RESPONSE_VERSION, MIN_LIST_OFFSETS_RESPONSE_VERSION,
     decode_list_offsets_response,
 };
-use ferry_wire::offset_commit_response::{
+use ferry_wire::responses::offset_commit::{
     MAX_OFFSET_COMMIT_RESPONSE_VERSION, MIN_OFFSET_COMMIT_RESPONSE_VERSION, OffsetCommitResponse,
     decode_offset_commit_response,
 };
-use ferry_wire::offset_fetch_response::{
+use ferry_wire::responses::offset_fetch::{
     MAX_OFFSET_FETCH_RESPONSE_VERSION, MIN_OFFSET_FETCH_RESPONSE_VERSION, OffsetFetchResponse,
     decode_offset_fetch_response,
 };
-use ferry_wire::produce_response::{
+use ferry_wire::responses::produce::{
     MAX_PRODUCE_RESPONSE_VERSION, MIN_PRODUCE_RESPONSE_VERSION, ProduceResponse,
     decode_produce_response,
 };

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
-use ferry_wire::api_versions_response::{ApiVersionsResponse, decode_api_versions_response};
+use ferry_wire::responses::api_versions::{ApiVersionsResponse, decode_api_versions_response};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::{Request, StrBytes, VersionRange};
 
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn both_versions_we_ask_for_are_decodable() {
-        use ferry_wire::api_versions_response::{
+        use ferry_wire::responses::api_versions::{
             MAX_API_VERSIONS_RESPONSE_VERSION, MIN_API_VERSIONS_RESPONSE_VERSION,
         };
         let decodable = MIN_API_VERSIONS_RESPONSE_VERSION..=MAX_API_VERSIONS_RESPONSE_VERSION;

@@ -8,7 +8,7 @@ use std::ops::RangeInclusive;
 use bytes::BytesMut;
 use ferry_client::admin::OffsetSpec;
 use ferry_client::{BoundedRequest, ClientError, Connection, Isolation, KafkaCode};
-use ferry_wire::api_versions_response::{
+use ferry_wire::responses::api_versions::{
     MAX_API_VERSIONS_RESPONSE_VERSION, MIN_API_VERSIONS_RESPONSE_VERSION,
     decode_api_versions_response,
 };

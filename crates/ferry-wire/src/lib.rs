@@ -47,23 +47,3 @@ pub use error::WireError;
 
 /// Result alias for this crate.
 pub type Result<T, E = WireError> = std::result::Result<T, E>;
-
-// Old module paths, kept while the workspace moves to `responses::*` and `budget`.
-pub use budget as pool;
-pub use responses::alter_configs as alter_configs_response;
-pub use responses::api_versions as api_versions_response;
-pub use responses::create_partitions as create_partitions_response;
-pub use responses::create_topics as create_topics_response;
-pub use responses::describe_configs as describe_configs_response;
-pub use responses::describe_groups as describe_groups_response;
-pub use responses::find_coordinator as find_coordinator_response;
-pub use responses::header as response_header;
-pub use responses::init_producer_id as init_producer_id_response;
-pub use responses::list_groups as list_groups_response;
-pub use responses::list_offsets as list_offsets_response;
-pub use responses::metadata as metadata_response;
-pub use responses::offset_commit as offset_commit_response;
-pub use responses::offset_fetch as offset_fetch_response;
-pub use responses::offset_for_leader_epoch as offset_for_leader_epoch_response;
-pub use responses::produce as produce_response;
-pub use responses::sasl as sasl_response;

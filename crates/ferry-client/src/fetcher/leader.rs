@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_wire::budget::{Lease, MemoryBudget};
 use ferry_wire::fetch::{
     FetchPartition as WirePartition, FetchResponse, MAX_FETCH_VERSION, MIN_FETCH_VERSION, TopicKey,
     decode_fetch_response,
 };
-use ferry_wire::pool::{Lease, MemoryBudget};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, TopicName};
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};

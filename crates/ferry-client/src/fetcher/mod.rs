@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_wire::pool::MemoryBudget;
+use ferry_wire::budget::MemoryBudget;
 
 use crate::retry::RetryCounts;
 use ferry_wire::txn::AbortedTxn;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_wire::fetch::{FetchResponse, TopicKey, decode_fetch_response};
-use ferry_wire::offset_for_leader_epoch_response::{
+use ferry_wire::responses::offset_for_leader_epoch::{
     MAX_OFFSET_FOR_LEADER_EPOCH_VERSION, MIN_OFFSET_FOR_LEADER_EPOCH_VERSION,
     decode_offset_for_leader_epoch_response,
 };

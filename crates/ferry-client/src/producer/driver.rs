@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ferry_wire::produce::{MAX_PRODUCE_VERSION, MIN_PRODUCE_VERSION};
-use ferry_wire::produce_response::ProduceResponse;
+use ferry_wire::responses::produce::ProduceResponse;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};

@@ -10,7 +10,7 @@ use ferry_wire::produce::{
     EncodedRequest, FIRST_TOPIC_ID_VERSION, PartitionRecords, ProduceRequestParams, TopicRecords,
     TopicRef, encode_produce_body,
 };
-use ferry_wire::produce_response::{ProducePartition, ProduceResponse, TopicKey};
+use ferry_wire::responses::produce::{ProducePartition, ProduceResponse, TopicKey};
 use kafka_protocol::messages::ApiKey;
 use uuid::Uuid;
 
@@ -202,7 +202,7 @@ fn topic_setting_note(code: KafkaCode, part: &Part) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use bytes::Buf;
-    use ferry_wire::produce_response::ProduceTopic;
+    use ferry_wire::responses::produce::ProduceTopic;
     use kafka_protocol::messages::ProduceRequest;
     use kafka_protocol::protocol::Decodable;
 

@@ -11,7 +11,7 @@ use ferry_wire::produce::{
     FIRST_TOPIC_ID_VERSION, MAX_PRODUCE_VERSION, MIN_PRODUCE_VERSION, PartitionRecords,
     ProduceRequestParams, TopicRecords, TopicRef, encode_produce_body,
 };
-use ferry_wire::produce_response::decode_produce_response;
+use ferry_wire::responses::produce::decode_produce_response;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
 

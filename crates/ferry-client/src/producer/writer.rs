@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_wire::produce_response::{ProduceResponse, decode_produce_response};
+use ferry_wire::responses::produce::{ProduceResponse, decode_produce_response};
 use kafka_protocol::messages::ApiKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;

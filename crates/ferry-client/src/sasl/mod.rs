@@ -32,7 +32,7 @@ use crate::connection::{decode_bounded, encode_request};
 use crate::error::{ClientError, KafkaCode, Result};
 use crate::secret::Secret;
 use crate::versions::BrokerVersions;
-use ferry_wire::sasl_response::{
+use ferry_wire::responses::sasl::{
     decode_sasl_authenticate_response, decode_sasl_handshake_response,
 };
 

@@ -41,8 +41,8 @@ use ferry_client::{
     Client, FetcherConfig, IdempotentProducer, OffsetSpec, ProducerConfig, SourceFetcher,
     TopicPartition,
 };
+use ferry_wire::budget::MemoryBudget;
 use ferry_wire::codec::Compression;
-use ferry_wire::pool::MemoryBudget;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 

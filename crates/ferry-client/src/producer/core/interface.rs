@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_wire::batch::{BatchHeader, RecordBatch};
-use ferry_wire::produce_response::ProduceResponse;
+use ferry_wire::responses::produce::ProduceResponse;
 
 use crate::TopicPartition;
 use crate::error::{ClientError, Result};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_wire::produce_response::ProduceResponse;
+use ferry_wire::responses::produce::ProduceResponse;
 use kafka_protocol::messages::ApiKey;
 
 use super::{Conn, ConnectedBroker, ProducerCore, Timer};

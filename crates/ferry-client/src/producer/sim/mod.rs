@@ -21,8 +21,8 @@ use bytes::{Bytes, BytesMut};
 use ferry_wire::batch::{BatchHeader, RecordBatch};
 use ferry_wire::builder::{BatchSpec, build_batch};
 use ferry_wire::codec::Compression;
-use ferry_wire::produce_response::{ProducePartition, ProduceResponse, ProduceTopic, TopicKey};
 use ferry_wire::record::Record;
+use ferry_wire::responses::produce::{ProducePartition, ProduceResponse, ProduceTopic, TopicKey};
 use kafka_protocol::messages::ProduceRequest;
 use kafka_protocol::protocol::Decodable;
 
