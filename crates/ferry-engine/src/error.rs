@@ -54,6 +54,18 @@ pub enum EngineError {
         code: ferry_client::KafkaCode,
     },
 
+    /// The fetcher stopped the partition and said why: the source log
+    /// diverged from what was fetched (an unclean leader election), or a
+    /// batch is larger than the connection's frame limit.
+    #[error("source partition {tp}: {reason}{}; the partition is stopped", diverged_note(*.target_from))]
+    SourceStopped {
+        tp: TopicPartition,
+        reason: ferry_client::StopReason,
+        /// The first target offset holding a record mirrored from the
+        /// diverged stretch, if any was mirrored.
+        target_from: Option<i64>,
+    },
+
     /// Reading or writing checkpoints failed.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
@@ -65,4 +77,15 @@ pub enum EngineError {
     /// A flow's configuration cannot be turned into a running flow.
     #[error("flow {flow}: {detail}")]
     Config { flow: String, detail: String },
+}
+
+/// What a divergence means for the target, when records from the diverged
+/// stretch were mirrored.
+fn diverged_note(target_from: Option<i64>) -> String {
+    target_from.map_or_else(String::new, |t| {
+        format!(
+            "; the target partition holds records mirrored from that stretch from offset {t} \
+             on, which the source no longer has"
+        )
+    })
 }

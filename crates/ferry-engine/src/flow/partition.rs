@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ferry_client::{
     Ack, Client, ClientError, IdempotentProducer, KafkaCode, OffsetSpec, PartitionData,
-    SourceFetcher, TopicPartition,
+    SourceFetcher, StopReason, TopicPartition,
 };
 use ferry_wire::batch::{BatchHeader, RecordBatch};
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -294,6 +294,11 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
     ) -> Result<Option<EngineError>, EngineError> {
         if let Some(code) = data.error {
             self.spec.metrics.error("partition", code.name());
+            // Checked before the retention path: a diverged log whose new
+            // leader starts past the position would look like retention.
+            if let Some(reason) = self.fetcher.stop_reason(&self.source) {
+                return Err(self.source_stopped(reason, machine));
+            }
         }
         let Some(outcome) = machine.on_fetched(data)? else {
             self.retention_gap(machine, metrics).await?;
@@ -346,6 +351,24 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
             target_tp: self.target.clone(),
             offset,
             error: Box::new(e),
+        }
+    }
+
+    /// The fetcher stopped the partition; for a diverged source log, names
+    /// where the target holds records mirrored from the lost stretch.
+    fn source_stopped(&self, reason: StopReason, machine: &PartitionMachine) -> EngineError {
+        let target_from = match reason {
+            StopReason::Diverged(d) if d.diverged_from < machine.committed().source_offset => {
+                lock(&self.journals)
+                    .get(&self.source)
+                    .and_then(|j| j.map().translate(d.diverged_from))
+            }
+            _ => None,
+        };
+        EngineError::SourceStopped {
+            tp: self.source.clone(),
+            reason,
+            target_from,
         }
     }
 
@@ -452,8 +475,9 @@ mod tests {
         }
     }
 
+    /// Records assigns and unassigns; `.1` is what it says on stop_reason.
     #[derive(Default)]
-    struct Fetcher(Mutex<Vec<String>>);
+    struct Fetcher(Mutex<Vec<String>>, Mutex<Option<StopReason>>);
 
     impl Pausable for Fetcher {
         fn pause(&self, _: &TopicPartition) {}
@@ -466,6 +490,9 @@ mod tests {
         }
         fn unassign(&self, _: &TopicPartition) {
             self.0.lock().unwrap().push("unassign".into());
+        }
+        fn stop_reason(&self, _: &TopicPartition) -> Option<StopReason> {
+            *self.1.lock().unwrap()
         }
     }
 
@@ -627,5 +654,60 @@ mod tests {
             "nothing acknowledged, nothing committed"
         );
         assert_eq!(*fetcher.0.lock().unwrap(), ["unassign"]);
+    }
+
+    /// Issue 14 item 8: a source log that diverged under mirrored records
+    /// stops the partition (never the retention path, which would skip
+    /// ahead), naming the target offset from which the target holds
+    /// records the source no longer has.
+    #[tokio::test(start_paused = true)]
+    async fn a_diverged_source_stops_the_partition_naming_the_target_offsets() {
+        let tp = TopicPartition::new("t", 0);
+        let fetcher = Arc::new(Fetcher::default());
+        let (tx, rx) = partition_queue(tp.clone(), Arc::clone(&fetcher));
+        tx.push(fetched(30));
+        let (_stop_tx, stop) = watch::channel(false);
+        let positions = Positions::default();
+        let target = SlowTarget {
+            delay: Duration::from_millis(1),
+            next: AtomicUsize::new(0),
+        };
+        let running = tokio::spawn(task(target, &fetcher, &positions, stop).run(rx));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        *fetcher.1.lock().unwrap() = Some(StopReason::Diverged(ferry_client::LogDivergence {
+            position: 30,
+            diverged_from: 20,
+            exact: true,
+            last_fetched_epoch: 0,
+            leader_epoch: 0,
+            leader_end_offset: 20,
+        }));
+        let mut gone = fetched(0);
+        gone.fetch_offset = 30;
+        gone.error = Some(KafkaCode::OFFSET_OUT_OF_RANGE);
+        tx.push(gone);
+        let ended = tokio::time::timeout(Duration::from_secs(5), running).await;
+        let error = ended.unwrap().unwrap().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                EngineError::SourceStopped {
+                    target_from: Some(20),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let text = error.to_string();
+        assert!(text.contains("from offset 20 on"), "{text}");
+        assert!(
+            !fetcher
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|a| a.starts_with("assign")),
+            "not skipped ahead like a retention gap"
+        );
     }
 }

@@ -37,6 +37,10 @@ impl Pausable for SourceFetcher {
 pub(super) trait FetchControl: Pausable {
     fn assign(&self, tp: TopicPartition, offset: i64);
     fn unassign(&self, tp: &TopicPartition);
+    /// Why the fetcher stopped `tp`, when it says more than the error code.
+    fn stop_reason(&self, _tp: &TopicPartition) -> Option<ferry_client::StopReason> {
+        None
+    }
 }
 
 impl FetchControl for SourceFetcher {
@@ -45,6 +49,9 @@ impl FetchControl for SourceFetcher {
     }
     fn unassign(&self, tp: &TopicPartition) {
         SourceFetcher::unassign(self, tp);
+    }
+    fn stop_reason(&self, tp: &TopicPartition) -> Option<ferry_client::StopReason> {
+        SourceFetcher::stop_reason(self, tp)
     }
 }
 

@@ -54,6 +54,16 @@ pub(super) fn classify(error: &EngineError) -> Cause {
         EngineError::CorruptBatch { .. } => (Severity::Permanent, "corrupt_batch".to_owned()),
         EngineError::BadBatch { .. } => (Severity::Permanent, "bad_batch".to_owned()),
         EngineError::Internal { .. } => (Severity::Permanent, "internal".to_owned()),
+        // A diverged source log needs an operator's decision; a batch over
+        // the frame limit needs a config change and a restart.
+        EngineError::SourceStopped { reason, .. } => (
+            Severity::Permanent,
+            match reason {
+                ferry_client::StopReason::Diverged(_) => "source_diverged",
+                _ => "frame_too_large",
+            }
+            .to_owned(),
+        ),
         // Fetching past the source's end: the log was truncated under the
         // position (unclean election); resuming would guess.
         EngineError::SourcePartition {
