@@ -1,5 +1,6 @@
 //! Finding the topics a flow mirrors and preparing their target topics.
 
+use crate::checkpoint::{TopicId, TopicIds};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub(super) struct Assignment {
     pub target: TopicPartition,
     /// The target topic's `max.message.bytes`.
     pub max_batch_bytes: usize,
+    /// The source and target topic ids (`None` where the broker gives none,
+    /// or the target topic was created in this round).
+    pub ids: TopicIds,
 }
 
 /// What one discovery round found.
@@ -169,12 +173,21 @@ impl Discovery {
                     max_batch_bytes: DEFAULT_MAX_MESSAGE_BYTES,
                 })
             };
+            let ids = TopicIds {
+                source: topic.topic_id.and_then(|u| TopicId::new(*u.as_bytes())),
+                target: target_meta
+                    .topics
+                    .get(&known.target)
+                    .and_then(|t| t.topic_id)
+                    .and_then(|u| TopicId::new(*u.as_bytes())),
+            };
             for p in 0..partitions {
                 let p = i32::try_from(p).unwrap_or(i32::MAX);
                 out.push(Assignment {
                     source: TopicPartition::new(name.as_str(), p),
                     target: TopicPartition::new(known.target.as_str(), p),
                     max_batch_bytes: known.max_batch_bytes,
+                    ids,
                 });
             }
             self.known.insert(name.clone(), known);

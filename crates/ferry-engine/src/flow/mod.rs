@@ -23,6 +23,7 @@
 //! where the target ends: nothing lost, nothing duplicated.
 
 mod discovery;
+mod identity;
 pub mod machine;
 mod partition;
 mod queue;
@@ -47,7 +48,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::EngineError;
-use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue};
+use crate::checkpoint::{CheckpointKey, CheckpointStore, CheckpointValue, TopicIds};
 use crate::coalesce::Coalesce;
 use crate::config::{Config, ConfigFilter, FlowConfig, StartPosition};
 use crate::groups::GroupFilter;
@@ -390,7 +391,7 @@ pub async fn run_flow(
 
     let store = CheckpointStore::new(target.clone());
     store.ensure_topic().await?;
-    let checkpoints = store.load(&spec.name).await?;
+    let checkpoints = store.load_checkpoints(&spec.name).await?;
     let map_store = OffsetMapStore::new(target.clone());
     map_store.ensure_topic().await?;
     let persisted_maps = map_store.load(&spec.name).await?;
@@ -458,6 +459,7 @@ pub async fn run_flow(
         stop: stop_rx.clone(),
         first_start: start::FirstStart::new(checkpoints.len()),
         checkpoints,
+        ids: HashMap::new(),
         persisted_maps,
         supervisor: supervisor::Supervisor::default(),
         assignments: HashMap::new(),
@@ -524,7 +526,7 @@ pub async fn run_flow(
             }
             _ = checkpoint_tick.tick() => {
                 // Positions stay in memory; a failed write is retried next tick.
-                if let Err(e) = write_checkpoints((&store, &map_store, &journals), &spec.name, &positions, &mut written).await {
+                if let Err(e) = write_checkpoints((&store, &map_store, &journals), &spec.name, (&positions, &partitions.ids), &mut written).await {
                     spec.metrics.error("checkpoint", None);
                     tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
                 }
@@ -545,7 +547,7 @@ pub async fn run_flow(
             if let Err(e) = write_checkpoints(
                 (&store, &map_store, &journals),
                 &spec.name,
-                &positions,
+                (&positions, &partitions.ids),
                 &mut written,
             )
             .await
@@ -568,7 +570,7 @@ pub async fn run_flow(
     write_checkpoints(
         (&store, &map_store, &journals),
         &spec.name,
-        &positions,
+        (&positions, &partitions.ids),
         &mut written,
     )
     .await?;
@@ -631,10 +633,12 @@ fn now_ms() -> i64 {
 /// Writes the offset map's new runs, then the checkpoints. Positions are
 /// read first: partition tasks journal their runs before they publish a
 /// position, so the map written covers every checkpoint written after it.
+/// Both carry the ids of the topics each partition runs on (`ids`), so a
+/// re-created topic is never resumed from them.
 async fn write_checkpoints(
     stores: (&CheckpointStore, &OffsetMapStore, &Journals),
     flow: &str,
-    positions: &Positions,
+    (positions, ids): (&Positions, &HashMap<TopicPartition, TopicIds>),
     written: &mut HashMap<TopicPartition, i64>,
 ) -> Result<(), EngineError> {
     let (store, map_store, journals) = stores;
@@ -667,7 +671,17 @@ async fn write_checkpoints(
         .filter(|(_, w)| !w.is_empty())
         .collect();
     if !runs.is_empty() {
-        map_store.write(flow, &runs, now).await?;
+        let identified: Vec<_> = runs
+            .iter()
+            .map(|(tp, w)| {
+                (
+                    tp.clone(),
+                    ids.get(tp).copied().unwrap_or_default(),
+                    w.clone(),
+                )
+            })
+            .collect();
+        map_store.write_identified(flow, &identified).await?;
         let mut journals = lock(journals);
         for (tp, writes) in &runs {
             if let Some(j) = journals.get_mut(tp) {
@@ -680,9 +694,15 @@ async fn write_checkpoints(
     }
     let entries: Vec<_> = changed
         .iter()
-        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .map(|(tp, k, v)| {
+            (
+                k.clone(),
+                v.clone(),
+                ids.get(tp).copied().unwrap_or_default(),
+            )
+        })
         .collect();
-    store.write(&entries).await?;
+    store.write_identified(&entries).await?;
     for (tp, _, v) in changed {
         written.insert(tp, v.source_offset);
     }

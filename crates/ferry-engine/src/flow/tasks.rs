@@ -15,11 +15,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::discovery::{Assignment, Round};
+use super::identity;
 use super::start::{FirstStart, StartFrom, anchor, start_from};
 use super::supervisor::{self, Log, State, Supervisor};
 use super::{FlowSpec, FlowStats, Journals, Positions, Routes, START_CONCURRENCY, lock, queue};
 use crate::EngineError;
-use crate::checkpoint::CheckpointValue;
+use crate::checkpoint::{Checkpoint, TopicIds};
 use crate::config::StartPosition;
 use crate::inflight::Committed;
 use crate::offset_map::OffsetMap;
@@ -38,7 +39,10 @@ pub(super) struct PartitionTasks {
     pub stats: Arc<FlowStats>,
     pub stop: watch::Receiver<bool>,
     /// Checkpoints loaded at start.
-    pub checkpoints: HashMap<TopicPartition, CheckpointValue>,
+    pub checkpoints: HashMap<TopicPartition, Checkpoint>,
+    /// The topic ids each started partition runs on (written with its
+    /// checkpoints and map chunks; a restart compares them).
+    pub ids: HashMap<TopicPartition, TopicIds>,
     /// Offset maps loaded at start.
     pub persisted_maps: HashMap<TopicPartition, LoadedMap>,
     pub first_start: FirstStart,
@@ -121,12 +125,17 @@ impl PartitionTasks {
         let lookups: Vec<_> = assignments
             .into_iter()
             .map(|a| {
+                let fresh = self.check_identity(&a);
                 let known = self.known_position(&a.source);
-                let from = start_from(
-                    known,
-                    self.spec.start,
-                    self.first_start.applies_to(&a.source),
-                );
+                let from = if fresh.is_some() {
+                    StartFrom::Lookup(StartPosition::Earliest)
+                } else {
+                    start_from(
+                        known,
+                        self.spec.start,
+                        self.first_start.applies_to(&a.source),
+                    )
+                };
                 // The exact map so far (a restart's journal is newer than
                 // what was persisted): resume uses it to find records the
                 // target lost.
@@ -134,15 +143,22 @@ impl PartitionTasks {
                     .get(&a.source)
                     .map(|j| j.map().clone())
                     .or_else(|| self.persisted_maps.get(&a.source).map(|l| l.map.clone()));
-                (a, known, from, map)
+                (a, known, from, map, fresh)
             })
             .collect();
         let found: Vec<_> = futures_util::stream::iter(lookups)
-            .map(|(assignment, known, from, map)| {
+            .map(|(assignment, known, from, map, fresh)| {
                 let (spec, source, target) = (&self.spec, &self.source, &self.target);
+                let empty_target_only = fresh.as_ref().and_then(|f| f.empty_target_only.clone());
                 async move {
                     let position =
                         start_position(spec, source, target, &assignment, from, map.as_ref()).await;
+                    let position = match (position, empty_target_only) {
+                        (Ok(_), Some(why)) if !target_empty(target, &assignment.target).await => {
+                            Ok(Err(why))
+                        }
+                        (position, _) => position.map(Ok),
+                    };
                     (assignment, known, position)
                 }
             })
@@ -152,9 +168,20 @@ impl PartitionTasks {
         let mut started = false;
         for (assignment, known, position) in found {
             match position {
-                Ok((position, target_end, tail)) => {
+                Ok(Ok((position, target_end, tail))) => {
                     self.spawn(assignment, known, (position, target_end), tail);
                     started = true;
+                }
+                Ok(Err(why)) => {
+                    let refusal = identity::refusal(&why, &assignment.target.to_string());
+                    let cause = supervisor::Cause {
+                        severity: supervisor::Severity::Permanent,
+                        label: "source_topic_recreated".to_owned(),
+                        detail: refusal,
+                    };
+                    // Known to the supervisor from here on: its lag stays
+                    // counted and the flow is not ready.
+                    self.ended(&assignment.source, cause);
                 }
                 Err(e) => {
                     self.spec.metrics.error(
@@ -181,6 +208,44 @@ impl PartitionTasks {
         started
     }
 
+    /// Compares the topics `a` now names with those its known position was
+    /// taken on ([`identity`]). When they differ, forgets that position,
+    /// its checkpoint and its offset map, so the partition starts as a
+    /// fresh mirror, and says why (loudly: its offsets start over).
+    fn check_identity(&mut self, a: &Assignment) -> Option<FreshStart> {
+        let tp = &a.source;
+        let verdict = identity::verdict(
+            self.ids.get(tp).copied(),
+            self.checkpoints.get(tp),
+            a.ids,
+            &a.target.topic,
+        );
+        let fresh = match verdict {
+            identity::Verdict::Resume => return None,
+            identity::Verdict::Fresh { why } => FreshStart {
+                why,
+                empty_target_only: None,
+            },
+            identity::Verdict::SourceRecreated { why } => FreshStart {
+                why: why.clone(),
+                empty_target_only: Some(why),
+            },
+        };
+        tracing::warn!(
+            flow = %self.spec.name,
+            partition = %tp,
+            target = %a.target,
+            reason = %fresh.why,
+            "the known position belongs to another topic: mirroring this partition as a fresh mirror from the source's log start (its offsets start over)"
+        );
+        self.checkpoints.remove(tp);
+        self.persisted_maps.remove(tp);
+        lock(&self.positions).remove(tp);
+        lock(&self.journals).remove(tp);
+        self.ids.remove(tp);
+        Some(fresh)
+    }
+
     /// Where `tp` is known to be: its committed position if a task ran it
     /// in this process (newer than any checkpoint), else its checkpoint.
     fn known_position(&self, tp: &TopicPartition) -> Option<(i64, Option<i64>)> {
@@ -189,7 +254,7 @@ impl PartitionTasks {
         }
         self.checkpoints
             .get(tp)
-            .map(|c| (c.source_offset, c.target_offset))
+            .map(|c| (c.value.source_offset, c.value.target_offset))
     }
 
     fn spawn(
@@ -200,14 +265,19 @@ impl PartitionTasks {
         tail: Option<OffsetMap>,
     ) {
         let tp = assignment.source.clone();
+        self.ids.insert(tp.clone(), assignment.ids);
+        let ids = assignment.ids;
         let persisted = self.persisted_maps.get(&tp);
         let map_end = {
             let mut journals = lock(&self.journals);
             // A restart keeps the journal of the task before it (it holds
             // runs not written yet); a first start takes the persisted map.
             let journal = journals.entry(tp.clone()).or_insert_with(|| {
+                // Chunks written for other topic ids (a re-created topic)
+                // are never mixed into this one's map.
                 persisted
                     .cloned()
+                    .map(|l| l.for_topics(ids))
                     .map(|l| RunJournal::with_map(l.map, l.chunks))
                     .unwrap_or_default()
             });
@@ -271,7 +341,21 @@ impl PartitionTasks {
         };
         let cause = match result {
             Ok(Ok(())) => return,
-            Ok(Err(e)) => supervisor::classify(&e),
+            Ok(Err(e)) => {
+                if matches!(
+                    e,
+                    EngineError::SourcePartition {
+                        code: ferry_client::KafkaCode::UNKNOWN_TOPIC_ID,
+                        ..
+                    }
+                ) {
+                    // The source topic was re-created: its restart waits
+                    // for the next discovery, whose topic ids tell the new
+                    // topic from the old ([`Self::check_identity`]).
+                    self.assignments.remove(&tp);
+                }
+                supervisor::classify(&e)
+            }
             Err(e) => supervisor::panicked(e.to_string()),
         };
         self.fetcher.unassign(&tp);
@@ -451,6 +535,33 @@ async fn topic_ends(
         )
         .await;
     (topic, hw, lso)
+}
+
+/// A start that forgets the known position ([`PartitionTasks::check_identity`]).
+struct FreshStart {
+    why: String,
+    /// Set when the source topic was re-created: the fresh mirror may only
+    /// go into an empty target partition (else the partition stops, why).
+    empty_target_only: Option<String>,
+}
+
+/// Whether the target partition holds no records (its log start is its end).
+async fn target_empty(target: &Client, tp: &TopicPartition) -> bool {
+    let end = |spec| async move {
+        target
+            .list_offsets(&tp.topic, &[tp.partition], spec)
+            .await
+            .ok()
+            .and_then(|o| o.first().map(|(_, o)| *o))
+    };
+    match (
+        end(OffsetSpec::Earliest).await,
+        end(OffsetSpec::Latest).await,
+    ) {
+        (Some(start), Some(end)) => start >= end,
+        // Unknown: not empty, so nothing is mixed (the start is retried).
+        _ => false,
+    }
 }
 
 /// Where a partition starts: its source offset, and the target partition's

@@ -720,3 +720,49 @@ pub async fn produce_noise(
             .unwrap();
     }
 }
+
+/// Deletes `topic` on the cluster at `bootstrap` with Kafka's own
+/// TopicCommand (through the harness), and waits until it is gone.
+pub async fn delete_topic(bootstrap: &str, topic: &str) {
+    let c = client(bootstrap).await;
+    let args: Vec<String> = [
+        "--bootstrap-server",
+        bootstrap,
+        "--delete",
+        "--topic",
+        topic,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    tokio::task::spawn_blocking(move || {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = Command::new("python3")
+            .arg(repo.join("harness/kafka_harness.py"))
+            .args(["tool", "org.apache.kafka.tools.TopicCommand"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        format!("{topic} deleted"),
+        || async {
+            let _ = c.refresh_metadata(Some(&[topic])).await;
+            match c.list_topics().await {
+                Ok(m) if !m.topics.contains_key(topic) => Ok(()),
+                Ok(_) => Err("still listed".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+}
