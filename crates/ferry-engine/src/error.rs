@@ -66,6 +66,20 @@ pub enum EngineError {
         target_from: Option<i64>,
     },
 
+    /// The target acknowledged a batch below the offsets it had already
+    /// acknowledged: it lost acknowledged records.
+    #[error(
+        "target partition for {tp}: a batch was acknowledged at offset {acknowledged_at}, below \
+         {expected} where acknowledged records ended, so the target lost records (unclean leader \
+         election or disk loss); the partition restarts and mirrors them again from the first \
+         lost one"
+    )]
+    TargetTruncated {
+        tp: TopicPartition,
+        acknowledged_at: i64,
+        expected: i64,
+    },
+
     /// Reading or writing checkpoints failed.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),

@@ -302,12 +302,27 @@ impl PartitionMachine {
     }
 
     fn advance(&mut self) -> Result<Committed, EngineError> {
-        self.inflight
-            .advance(&mut self.map)
-            .map_err(|e| EngineError::Internal {
-                tp: self.tp.clone(),
-                detail: e.to_string(),
-            })
+        self.inflight.advance(&mut self.map).map_err(|e| {
+            // The source side moved on but the target acknowledged below
+            // where acknowledged records ended: the target lost them
+            // (unclean election, disk loss). Not a bug of ours: the
+            // partition restarts, and the resume scan finds the first lost
+            // record through the exact map and mirrors again from there.
+            if e.new.source >= e.last.source + e.last.len
+                && e.new.target < e.last.target + e.last.len
+            {
+                EngineError::TargetTruncated {
+                    tp: self.tp.clone(),
+                    acknowledged_at: e.new.target,
+                    expected: e.last.target + e.last.len,
+                }
+            } else {
+                EngineError::Internal {
+                    tp: self.tp.clone(),
+                    detail: e.to_string(),
+                }
+            }
+        })
     }
 
     fn stopped_at(&self, code: KafkaCode) -> EngineError {
@@ -484,5 +499,31 @@ mod tests {
         m.abandon_unsent();
         assert_eq!(m.unsent(), 0);
         assert_eq!(m.on_ack(a.id, 0).unwrap().source_offset, 1);
+    }
+
+    /// Issue 14 item 9 while running: an acknowledgement below the target
+    /// offsets acknowledged before means the target lost records. That is
+    /// a restart (transient), not an internal error that stops for good.
+    #[test]
+    fn an_acknowledgement_below_acknowledged_records_is_a_target_truncation() {
+        let mut m = machine(0, 500);
+        m.on_fetched(&fetch(0, &[batch(&[0, 1, 2], 2), batch(&[3, 4], 4)]))
+            .unwrap()
+            .unwrap();
+        let first = m.sent().unwrap();
+        let second = m.sent().unwrap();
+        m.on_ack(first.id, 500).unwrap();
+        let error = m.on_ack(second.id, 490).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                EngineError::TargetTruncated {
+                    acknowledged_at: 490,
+                    expected: 503,
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 }

@@ -54,6 +54,9 @@ pub(super) fn classify(error: &EngineError) -> Cause {
         EngineError::CorruptBatch { .. } => (Severity::Permanent, "corrupt_batch".to_owned()),
         EngineError::BadBatch { .. } => (Severity::Permanent, "bad_batch".to_owned()),
         EngineError::Internal { .. } => (Severity::Permanent, "internal".to_owned()),
+        // Healed by the restart's resume scan (mirrored again from the
+        // first lost record).
+        EngineError::TargetTruncated { .. } => (Severity::Transient, "target_truncated".to_owned()),
         // A diverged source log needs an operator's decision; a batch over
         // the frame limit needs a config change and a restart.
         EngineError::SourceStopped { reason, .. } => (
