@@ -7,8 +7,9 @@
 //! [`Client::refresh_metadata`]: the admin calls, the fetcher and the
 //! producer each do, with the backoff that fits them.
 
+use crate::util::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest};
 
@@ -40,11 +41,6 @@ struct Inner {
     /// The connection made while bootstrapping; used for metadata until a
     /// broker connection exists.
     seed: Mutex<Option<Connection>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; the data stays consistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Client {

@@ -19,10 +19,11 @@
 //! writer task re-authenticates before the session ends: it stops writing
 //! other requests, runs the SASL exchange on the same socket, and goes on.
 
+use crate::util::lock;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -166,12 +167,6 @@ struct State {
     longest_request: Duration,
     poisoned: Option<ClientError>,
     next_correlation_id: i32,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // No code panics while holding these locks, so a poisoned mutex still
-    // holds consistent data.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {

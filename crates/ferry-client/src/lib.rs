@@ -65,6 +65,7 @@ pub mod sasl;
 mod secret;
 pub mod tls;
 mod topic;
+pub mod util;
 pub mod versions;
 
 pub use admin::{ConfigEntry, NewTopic, OffsetSpec};

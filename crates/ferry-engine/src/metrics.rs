@@ -10,6 +10,7 @@
 //! switched off for clusters with tens of thousands of partitions; the
 //! per-flow series are always there.
 
+use ferry_client::util::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -595,10 +596,6 @@ impl FlowMetrics {
             })
             .inc();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[derive(Clone, Debug)]

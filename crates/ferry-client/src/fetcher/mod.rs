@@ -48,8 +48,9 @@ mod router;
 pub mod session;
 mod validate;
 
+use crate::util::lock;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -498,11 +499,6 @@ impl Part {
     fn retry_later(&mut self, now: Instant) {
         self.not_before = Some(now + self.retry.failed());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding the lock; the data stays consistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl State {

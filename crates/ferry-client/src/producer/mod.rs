@@ -85,11 +85,12 @@ mod sim;
 pub mod single;
 mod writer;
 
+use crate::util::lock;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use ferry_wire::batch::{BatchHeader, MAGIC_V2, RecordBatch};
@@ -171,11 +172,6 @@ impl Gate {
     fn stopped(&self) -> Option<ClientError> {
         lock(&self.stopped).clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; the data stays consistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the handles ask of the driver task.

@@ -34,9 +34,11 @@ mod stats;
 mod supervisor;
 mod tasks;
 
+use ferry_client::util::lock;
+use ferry_client::util::unix_millis;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ferry_client::{
     Client, FetcherConfig, IdempotentProducer, OffsetSpec, ProducerConfig, SourceFetcher,
@@ -212,9 +214,7 @@ impl GroupSyncTask {
                     continue;
                 }
             };
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let now = unix_millis();
             for group in groups {
                 let translate = |tp: &TopicPartition, offset: i64| {
                     let target_topic = lock(&self.positions).get(tp).map(|(t, _)| t.clone())?;
@@ -344,9 +344,7 @@ async fn expire_offset_map(
             }
         }
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = unix_millis();
     map_store.delete(flow, &expired, now).await?;
     Ok(())
 }
@@ -624,12 +622,6 @@ async fn dispatch(
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Writes the offset map's new runs, then the checkpoints. Positions are
 /// read first: partition tasks journal their runs before they publish a
 /// position, so the map written covers every checkpoint written after it.
@@ -642,9 +634,7 @@ async fn write_checkpoints(
     written: &mut HashMap<TopicPartition, i64>,
 ) -> Result<(), EngineError> {
     let (store, map_store, journals) = stores;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = unix_millis();
     let changed: Vec<(TopicPartition, CheckpointKey, CheckpointValue)> = lock(positions)
         .iter()
         .filter(|(tp, (_, c))| written.get(*tp) != Some(&c.source_offset))
@@ -707,10 +697,6 @@ async fn write_checkpoints(
         written.insert(tp, v.source_offset);
     }
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! time into its [`PartitionMachine`] and sends what it hands out. Every
 //! decision is the machine's; this loop only waits.
 
+use ferry_client::util::unix_millis;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -156,7 +157,7 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
         // The start position counts as mirrored up to here: otherwise the
         // lag shows 0 until the first acknowledgement, and "wait for lag 0"
         // (the failover runbook) could pass before anything was copied.
-        metrics.mirrored(self.position, now_ms());
+        metrics.mirrored(self.position, unix_millis());
         // No more data is taken (the flow stops, or the partition failed).
         let mut stopping = false;
         // Once the flow stops: when the drain gives up unless an ack comes
@@ -268,7 +269,7 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
                 return Err(self.produce_error(done.source_offset, e));
             }
         };
-        let now = now_ms();
+        let now = unix_millis();
         let produce_time = done.sent_at.elapsed();
         metrics.acknowledged(
             &AckedBatch {
@@ -307,7 +308,7 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
         if outcome.stale {
             return Ok(None);
         }
-        metrics.fetched(data.high_watermark, data.last_stable_offset, now_ms());
+        metrics.fetched(data.high_watermark, data.last_stable_offset, unix_millis());
         for _ in 0..outcome.skipped {
             self.stats.skipped();
             metrics.skipped();
@@ -406,12 +407,6 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
         self.fetcher.assign(self.source.clone(), gap.resume_at);
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The future that completes when the target acknowledges one sent batch.

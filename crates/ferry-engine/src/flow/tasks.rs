@@ -432,7 +432,7 @@ impl PartitionTasks {
         for (tp, _) in self.supervisor.states() {
             by_topic.entry(&tp.topic).or_default().push(tp.partition);
         }
-        let now = super::now_ms();
+        let now = ferry_client::util::unix_millis();
         // Topics looked up concurrently, as partition starts are.
         let by_topic: Vec<(String, Vec<i32>)> = by_topic
             .into_iter()

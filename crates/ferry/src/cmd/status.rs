@@ -14,6 +14,7 @@
 //! make up is shown after it. A flow with a stopped partition reads
 //! STOPPED (with the partition and cause), never "ready".
 
+use ferry_client::util::unix_millis;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -384,9 +385,7 @@ async fn flow_lag(
             }
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = unix_millis();
     #[allow(clippy::cast_precision_loss)]
     let age = (newest > 0).then(|| (now - newest).max(0) as f64 / 1000.0);
     #[allow(clippy::cast_precision_loss)]

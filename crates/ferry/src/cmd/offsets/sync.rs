@@ -2,6 +2,7 @@
 //! flow's exact map, committed on the other cluster now: to the target for
 //! a cut-over, back to the source (`--reverse`) for failback.
 
+use ferry_client::util::unix_millis;
 use std::collections::HashMap;
 use std::process::ExitCode;
 
@@ -42,9 +43,7 @@ pub async fn forward(config: &Config, flow: &FlowConfig, group: &str) -> Result<
             .map_or(translated, |s| translated.max(*s));
         Some((target_tp, translated))
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = unix_millis();
     let outcome =
         ferry_engine::groups::sync_group(&flow.name, group, (&source, &target), translate, now)
             .await?;
