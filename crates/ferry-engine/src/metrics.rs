@@ -43,10 +43,42 @@ struct StateLabels {
     state: &'static str,
 }
 
+/// Where in a flow an error or retry happened: the `during` label of
+/// `ferry_errors_total` and `ferry_retries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Fetching from the source.
+    Fetch,
+    /// Producing to the target.
+    Produce,
+    /// A partition's fetched data (an error code for one partition).
+    Partition,
+    /// Listing topics and setting up target topics.
+    Discovery,
+    /// Writing checkpoints and the offset map.
+    Checkpoint,
+    /// Consumer-group offset sync.
+    GroupSync,
+}
+
+impl Stage {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Fetch => "fetch",
+            Self::Produce => "produce",
+            Self::Partition => "partition",
+            Self::Discovery => "discovery",
+            Self::Checkpoint => "checkpoint",
+            Self::GroupSync => "group_sync",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     flow: String,
-    /// Where: `fetch`, `produce`, `partition`, `discovery`, `checkpoint`.
+    /// Where: a [`Stage`] label.
     during: &'static str,
     /// The Kafka error name, or `other` for errors without a Kafka code.
     code: String,
@@ -563,8 +595,9 @@ impl FlowMetrics {
     }
 
     /// Brings `ferry_retries_total` up to the client's running `counts` for
-    /// `during` (`fetch` or `produce`).
-    pub fn set_retries(&self, during: &'static str, counts: &BTreeMap<&'static str, u64>) {
+    /// `stage` ([`Stage::Fetch`] or [`Stage::Produce`]).
+    pub fn set_retries(&self, stage: Stage, counts: &BTreeMap<&'static str, u64>) {
+        let during = stage.label();
         let mut seen = self
             .retries_seen
             .lock()
@@ -584,14 +617,13 @@ impl FlowMetrics {
         }
     }
 
-    /// An error during `during` (fetch, produce, partition, discovery,
-    /// checkpoint), by Kafka error name or `other`.
-    pub fn error(&self, during: &'static str, code: Option<&str>) {
+    /// An error during `stage`, by Kafka error name or `other`.
+    pub fn error(&self, stage: Stage, code: Option<&str>) {
         self.metrics
             .errors
             .get_or_create(&ErrorLabels {
                 flow: self.name.clone(),
-                during,
+                during: stage.label(),
                 code: code.unwrap_or("other").to_owned(),
             })
             .inc();
@@ -929,11 +961,11 @@ mod tests {
         let m = Metrics::new(true);
         let flow = m.flow("f");
         let mut counts = BTreeMap::from([("NOT_LEADER_OR_FOLLOWER", 2)]);
-        flow.set_retries("produce", &counts);
+        flow.set_retries(Stage::Produce, &counts);
         counts.insert("NOT_LEADER_OR_FOLLOWER", 5);
         counts.insert("timeout", 1);
-        flow.set_retries("produce", &counts);
-        flow.set_retries("produce", &counts);
+        flow.set_retries(Stage::Produce, &counts);
+        flow.set_retries(Stage::Produce, &counts);
         let text = scrape(&m);
         assert!(text.contains(
             "ferry_retries_total{flow=\"f\",during=\"produce\",cause=\"NOT_LEADER_OR_FOLLOWER\"} 5"
@@ -947,9 +979,9 @@ mod tests {
     fn errors_are_counted_by_code() {
         let m = Metrics::new(true);
         let flow = m.flow("f");
-        flow.error("produce", Some("NOT_LEADER_OR_FOLLOWER"));
-        flow.error("produce", Some("NOT_LEADER_OR_FOLLOWER"));
-        flow.error("discovery", None);
+        flow.error(Stage::Produce, Some("NOT_LEADER_OR_FOLLOWER"));
+        flow.error(Stage::Produce, Some("NOT_LEADER_OR_FOLLOWER"));
+        flow.error(Stage::Discovery, None);
         let text = scrape(&m);
         assert!(text.contains(
             "ferry_errors_total{flow=\"f\",during=\"produce\",code=\"NOT_LEADER_OR_FOLLOWER\"} 2"

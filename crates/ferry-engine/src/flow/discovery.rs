@@ -1,6 +1,7 @@
 //! Finding the topics a flow mirrors and preparing their target topics.
 
 use crate::checkpoint::{TopicId, TopicIds};
+use crate::metrics::Stage;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,7 +153,9 @@ impl Discovery {
                         known
                     }
                     Err(error) => {
-                        self.spec.metrics.error("discovery", discovery_code(&error));
+                        self.spec
+                            .metrics
+                            .error(Stage::Discovery, discovery_code(&error));
                         let text = error.to_string();
                         if self.failing.get(name) != Some(&text) {
                             tracing::warn!(flow = %self.spec.name, topic = %name, target = %target_name, error = %text, "cannot set up the target topic; not mirroring it, retrying every discovery interval (other topics go on)");

@@ -34,6 +34,7 @@ mod stats;
 mod supervisor;
 mod tasks;
 
+use crate::metrics::Stage;
 use ferry_client::util::lock;
 use ferry_client::util::unix_millis;
 use std::collections::HashMap;
@@ -209,7 +210,7 @@ impl GroupSyncTask {
             let groups = match crate::groups::selected_groups(source, &self.filter).await {
                 Ok(groups) => groups,
                 Err(e) => {
-                    self.spec.metrics.error("group_sync", None);
+                    self.spec.metrics.error(Stage::GroupSync, None);
                     tracing::warn!(flow = %self.spec.name, error = %e, "listing source groups failed; retrying next interval");
                     continue;
                 }
@@ -239,7 +240,7 @@ impl GroupSyncTask {
                         tracing::debug!(flow = %self.spec.name, group = %group, members, "group active on the target; not synced");
                     }
                     Err(e) => {
-                        self.spec.metrics.error("group_sync", None);
+                        self.spec.metrics.error(Stage::GroupSync, None);
                         tracing::warn!(flow = %self.spec.name, group = %group, error = %e, "group offset sync failed; retrying next interval");
                     }
                 }
@@ -493,7 +494,7 @@ pub async fn run_flow(
                 match discovery.run().await {
                     Ok(round) => newly_started = partitions.discovered(round).await,
                     Err(e) => {
-                        spec.metrics.error("discovery", None);
+                        spec.metrics.error(Stage::Discovery, None);
                         tracing::warn!(flow = %spec.name, error = %e, "topic discovery failed; retrying next interval");
                     }
                 }
@@ -507,8 +508,8 @@ pub async fn run_flow(
             }
             _ = metrics_tick.tick() => {
                 spec.metrics.set_memory(budget.used(), budget.capacity());
-                spec.metrics.set_retries("fetch", &fetcher.retries());
-                spec.metrics.set_retries("produce", &producer.retries());
+                spec.metrics.set_retries(Stage::Fetch, &fetcher.retries());
+                spec.metrics.set_retries(Stage::Produce, &producer.retries());
                 partitions.check_progress();
                 let requested = spec.metrics.restart_requests();
                 if requested != restarts_seen {
@@ -525,7 +526,7 @@ pub async fn run_flow(
             _ = checkpoint_tick.tick() => {
                 // Positions stay in memory; a failed write is retried next tick.
                 if let Err(e) = write_checkpoints((&store, &map_store, &journals), &spec.name, (&positions, &partitions.ids), &mut written).await {
-                    spec.metrics.error("checkpoint", None);
+                    spec.metrics.error(Stage::Checkpoint, None);
                     tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
                 }
             }
@@ -605,7 +606,7 @@ async fn dispatch(
             Ok(data) => data,
             Err(e) => {
                 metrics.error(
-                    "fetch",
+                    Stage::Fetch,
                     e.kafka_code().and_then(ferry_client::KafkaCode::name),
                 );
                 tracing::warn!(flow = %flow, error = %e, "fetch failed; retrying");

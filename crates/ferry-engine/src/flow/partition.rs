@@ -2,6 +2,7 @@
 //! time into its [`PartitionMachine`] and sends what it hands out. Every
 //! decision is the machine's; this loop only waits.
 
+use crate::metrics::Stage;
 use ferry_client::util::unix_millis;
 use std::future::Future;
 use std::pin::Pin;
@@ -265,7 +266,7 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
             Err(e) => {
                 metrics.failed();
                 let code = e.kafka_code().and_then(KafkaCode::name);
-                self.spec.metrics.error("produce", code);
+                self.spec.metrics.error(Stage::Produce, code);
                 return Err(self.produce_error(done.source_offset, e));
             }
         };
@@ -294,7 +295,7 @@ impl<F: FetchControl + 'static, P: Target, C: LogStart> PartitionTask<F, P, C> {
         metrics: &mut PartitionMetrics,
     ) -> Result<Option<EngineError>, EngineError> {
         if let Some(code) = data.error {
-            self.spec.metrics.error("partition", code.name());
+            self.spec.metrics.error(Stage::Partition, code.name());
             // Checked before the retention path: a diverged log whose new
             // leader starts past the position would look like retention.
             if let Some(reason) = self.fetcher.stop_reason(&self.source) {

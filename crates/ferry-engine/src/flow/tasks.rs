@@ -3,6 +3,7 @@
 //! the lag of those not running visible, and saying whether the flow is
 //! ready.
 
+use crate::metrics::Stage;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -185,7 +186,7 @@ impl PartitionTasks {
                 }
                 Err(e) => {
                     self.spec.metrics.error(
-                        "discovery",
+                        Stage::Discovery,
                         e.kafka_code().and_then(ferry_client::KafkaCode::name),
                     );
                     let tp = assignment.source.clone();
