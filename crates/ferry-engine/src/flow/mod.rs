@@ -459,6 +459,7 @@ pub async fn run_flow(
         first_start: start::FirstStart::new(checkpoints.len()),
         checkpoints,
         ids: HashMap::new(),
+        writes: supervisor::WriteHealth::default(),
         persisted_maps,
         supervisor: supervisor::Supervisor::default(),
         assignments: HashMap::new(),
@@ -525,10 +526,8 @@ pub async fn run_flow(
             }
             _ = checkpoint_tick.tick() => {
                 // Positions stay in memory; a failed write is retried next tick.
-                if let Err(e) = write_checkpoints((&store, &map_store, &journals), &spec.name, (&positions, &partitions.ids), &mut written).await {
-                    spec.metrics.error(Stage::Checkpoint, None);
-                    tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
-                }
+                let written_now = write_checkpoints((&store, &map_store, &journals), &spec.name, (&positions, &partitions.ids), &mut written).await;
+                partitions.checkpoint_written(written_now);
             }
             Some(done) = partitions.tasks.join_next_with_id() => {
                 // A partition task ends early only on an error.
@@ -543,16 +542,14 @@ pub async fn run_flow(
         // after a crash before the first periodic checkpoint, the restart
         // can still match the target's tail (see resume.rs).
         if newly_started {
-            if let Err(e) = write_checkpoints(
+            let written_now = write_checkpoints(
                 (&store, &map_store, &journals),
                 &spec.name,
                 (&positions, &partitions.ids),
                 &mut written,
             )
-            .await
-            {
-                tracing::warn!(flow = %spec.name, error = %e, "checkpoint write failed; retrying next interval");
-            }
+            .await;
+            partitions.checkpoint_written(written_now);
         }
     }
 

@@ -325,6 +325,56 @@ impl Supervisor {
     }
 }
 
+/// Whether the flow's checkpoint (and offset map) writes succeed. A write
+/// that keeps failing is not a warning to scroll past: a restart then
+/// re-sends everything since the last written checkpoint, so the flow is
+/// not ready while it lasts (issue 14 item 13).
+#[derive(Debug, Default)]
+pub(super) struct WriteHealth {
+    failing: Option<(u32, String)>,
+}
+
+/// What a checkpoint write outcome changes, for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum WriteLog {
+    /// First failure (or a new error): warn.
+    Failing,
+    /// The same error again: nothing new to say.
+    Quiet,
+    /// Writes succeed again after `failures`.
+    Recovered { failures: u32 },
+    /// Healthy, as before.
+    Fine,
+}
+
+impl WriteHealth {
+    pub(super) fn record(&mut self, outcome: Result<(), String>) -> WriteLog {
+        match (outcome, self.failing.take()) {
+            (Ok(()), None) => WriteLog::Fine,
+            (Ok(()), Some((failures, _))) => WriteLog::Recovered { failures },
+            (Err(error), before) => {
+                let (failures, log) = match before {
+                    Some((n, last)) if last == error => (n + 1, WriteLog::Quiet),
+                    Some((n, _)) => (n + 1, WriteLog::Failing),
+                    None => (1, WriteLog::Failing),
+                };
+                self.failing = Some((failures, error));
+                log
+            }
+        }
+    }
+
+    /// Why the flow is not ready, while writes fail.
+    pub(super) fn not_ready_reason(&self) -> Option<String> {
+        self.failing.as_ref().map(|(n, error)| {
+            format!(
+                "checkpoint writes failing ({n} in a row: {error}); a restart now would re-send \
+                 what was mirrored since the last written checkpoint"
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,5 +552,19 @@ mod tests {
         s.forget(&tp(0));
         assert!(s.due(t0 + MAX_BACKOFF).is_empty());
         assert!(!s.is_known(&tp(0)));
+    }
+
+    #[test]
+    fn failing_checkpoint_writes_make_the_flow_not_ready_until_one_succeeds() {
+        let mut h = WriteHealth::default();
+        assert_eq!(h.record(Ok(())), WriteLog::Fine);
+        assert_eq!(h.not_ready_reason(), None);
+        assert_eq!(h.record(Err("INVALID_TIMESTAMP".into())), WriteLog::Failing);
+        assert_eq!(h.record(Err("INVALID_TIMESTAMP".into())), WriteLog::Quiet);
+        let why = h.not_ready_reason().unwrap();
+        assert!(why.contains("2 in a row: INVALID_TIMESTAMP"), "{why}");
+        assert_eq!(h.record(Err("TIMEOUT".into())), WriteLog::Failing);
+        assert_eq!(h.record(Ok(())), WriteLog::Recovered { failures: 3 });
+        assert_eq!(h.not_ready_reason(), None);
     }
 }

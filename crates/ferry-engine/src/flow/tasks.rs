@@ -44,6 +44,8 @@ pub(super) struct PartitionTasks {
     /// The topic ids each started partition runs on (written with its
     /// checkpoints and map chunks; a restart compares them).
     pub ids: HashMap<TopicPartition, TopicIds>,
+    /// Whether checkpoint writes succeed (part of readiness).
+    pub writes: supervisor::WriteHealth,
     /// Offset maps loaded at start.
     pub persisted_maps: HashMap<TopicPartition, LoadedMap>,
     pub first_start: FirstStart,
@@ -487,7 +489,32 @@ impl PartitionTasks {
         if let Some(partitions) = self.supervisor.not_ready_reason() {
             why.push(partitions);
         }
+        if let Some(writes) = self.writes.not_ready_reason() {
+            why.push(writes);
+        }
         (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// Takes in the outcome of a checkpoint write: logged once per change,
+    /// and the flow is not ready while writes fail.
+    pub(super) fn checkpoint_written(&mut self, outcome: Result<(), EngineError>) {
+        if outcome.is_err() {
+            self.spec.metrics.error(Stage::Checkpoint, None);
+        }
+        let error = outcome.as_ref().err().map(ToString::to_string);
+        match self.writes.record(outcome.map_err(|e| e.to_string())) {
+            supervisor::WriteLog::Failing => tracing::warn!(
+                flow = %self.spec.name,
+                error = %error.unwrap_or_default(),
+                "checkpoint write failed; retrying every checkpoint interval (the flow is not ready until one succeeds)"
+            ),
+            supervisor::WriteLog::Recovered { failures } => tracing::info!(
+                flow = %self.spec.name,
+                failures,
+                "checkpoint writes succeed again"
+            ),
+            supervisor::WriteLog::Quiet | supervisor::WriteLog::Fine => {}
+        }
     }
 
     /// Updates the partition gauges and readiness.
