@@ -460,6 +460,7 @@ pub async fn run_flow(
         checkpoints,
         ids: HashMap::new(),
         writes: supervisor::WriteHealth::default(),
+        budget: budget.clone(),
         persisted_maps,
         supervisor: supervisor::Supervisor::default(),
         assignments: HashMap::new(),

@@ -4,6 +4,7 @@
 //! ready.
 
 use crate::metrics::Stage;
+use ferry_wire::budget::MemoryBudget;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub(super) struct PartitionTasks {
     pub ids: HashMap<TopicPartition, TopicIds>,
     /// Whether checkpoint writes succeed (part of readiness).
     pub writes: supervisor::WriteHealth,
+    /// The flow's memory budget (resume scans lease from it too).
+    pub budget: MemoryBudget,
     /// Offset maps loaded at start.
     pub persisted_maps: HashMap<TopicPartition, LoadedMap>,
     pub first_start: FirstStart,
@@ -152,10 +155,19 @@ impl PartitionTasks {
         let found: Vec<_> = futures_util::stream::iter(lookups)
             .map(|(assignment, known, from, map, fresh)| {
                 let (spec, source, target) = (&self.spec, &self.source, &self.target);
+                let budget = &self.budget;
                 let empty_target_only = fresh.as_ref().and_then(|f| f.empty_target_only.clone());
                 async move {
-                    let position =
-                        start_position(spec, source, target, &assignment, from, map.as_ref()).await;
+                    let position = start_position(
+                        spec,
+                        source,
+                        target,
+                        &assignment,
+                        from,
+                        map.as_ref(),
+                        budget,
+                    )
+                    .await;
                     let position = match (position, empty_target_only) {
                         (Ok(_), Some(why)) if !target_empty(target, &assignment.target).await => {
                             Ok(Err(why))
@@ -601,6 +613,7 @@ async fn start_position(
     assignment: &Assignment,
     from: StartFrom,
     map: Option<&OffsetMap>,
+    budget: &MemoryBudget,
 ) -> Result<(i64, i64, Option<OffsetMap>), ferry_client::ClientError> {
     let (position, tail) = match from {
         StartFrom::Resume {
@@ -614,12 +627,12 @@ async fn start_position(
                 ..crate::plan::PlanConfig::default()
             };
             super::resume::resume_position(
-                source,
-                target,
+                (source, target),
                 (&assignment.source, &assignment.target),
                 (source_offset, target_offset),
                 map,
                 config,
+                budget,
             )
             .await
         }
