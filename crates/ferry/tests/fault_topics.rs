@@ -15,9 +15,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Content, Ferry, brokers, client, create, produce, read_all, records, unique, wait_mirrored,
+    Content, Ferry, brokers, client, create, metrics_address, produce, read_all, records, unique,
+    wait_for_line, wait_mirrored,
 };
 use ferry_client::{Client, FetchOptions, OffsetSpec};
+use ferry_testkit::eventually;
 use ferry_wire::batch::{BatchIter, FetchedBatch};
 
 fn repo() -> std::path::PathBuf {
@@ -84,30 +86,6 @@ fn metrics(addr: &str) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
-}
-
-/// The metrics address ferry logged at start-up.
-fn metrics_address(log: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let raw = std::fs::read_to_string(log).unwrap_or_default();
-        // Without terminal colours (ESC [ ... m).
-        let mut text = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                chars.by_ref().find(|c| *c == 'm');
-            } else {
-                text.push(c);
-            }
-        }
-        if let Some(line) = text.lines().find(|l| l.contains("serving /metrics")) {
-            let at = line.find("address=").unwrap() + "address=".len();
-            return line[at..].split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no metrics address in:\n{text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Sum of the samples of `family` whose labels contain every one of `labels`.
@@ -198,12 +176,19 @@ async fn records_deleted_before_ferry_read_them_are_reported_and_skipped() {
     let ferry = Ferry::start(&config, log.clone());
     let addr = metrics_address(&log);
     // Target offsets no longer match the source's: wait for the last record.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while common::last_record(&b, &target, 0).await != common::last_record(&a, &topic, 0).await {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(Instant::now() < deadline, "never caught up:\n{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "caught up after the gap",
+        || async {
+            if common::last_record(&b, &target, 0).await == common::last_record(&a, &topic, 0).await
+            {
+                Ok(())
+            } else {
+                Err(std::fs::read_to_string(&log).unwrap_or_default())
+            }
+        },
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let lost = loop {
         let lost = sum(
@@ -291,40 +276,31 @@ async fn a_target_topic_deleted_while_mirroring_is_reported() {
         // UNKNOWN_TOPIC_ID (Produce v13 names topics by id) or _OR_PARTITION
         "cause=\"UNKNOWN_TOPIC_",
     ];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = sum(&metrics(&addr), "ferry_retries_total", &retries);
-        if n > 0.0 {
-            println!(
-                "{:.1} s after the delete: {n} produce retries for an unknown topic",
-                deleted.elapsed().as_secs_f64()
-            );
-            break;
+    let what = "produce retries for the deleted target topic";
+    let n = eventually(Duration::from_secs(30), what, || async {
+        match sum(&metrics(&addr), "ferry_retries_total", &retries) {
+            n if n > 0.0 => Ok(n),
+            _ => Err(metrics(&addr)),
         }
-        assert!(
-            Instant::now() < deadline,
-            "no sign of the deleted target topic in 30 s:\n{}",
-            metrics(&addr)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let deadline = deleted + Duration::from_secs(40);
-    let warning = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| {
+    })
+    .await;
+    println!(
+        "{:.1} s after the delete: {n} produce retries for an unknown topic",
+        deleted.elapsed().as_secs_f64()
+    );
+    let partition = format!("{target}-0");
+    let warning = wait_for_line(
+        &log,
+        Duration::from_secs(40),
+        "a warning naming the partition",
+        |l| {
             l.contains("WARN")
                 && l.contains("not acknowledged yet")
-                && l.contains(&format!("{target}-0"))
+                && l.contains(&partition)
                 && l.contains("UNKNOWN_TOPIC_")
-        }) {
-            break l.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no warning naming {target}-0 in 40 s:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        },
+    )
+    .await;
     println!(
         "{:.1} s after the delete: {}",
         deleted.elapsed().as_secs_f64(),
@@ -337,19 +313,14 @@ async fn a_target_topic_deleted_while_mirroring_is_reported() {
     );
 
     if std::env::var("FERRY_FAULT_LONG").as_deref() == Ok("1") {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        let line = loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            // A transient cause: the partition is restarted with backoff.
-            if let Some(l) = text
-                .lines()
-                .find(|l| l.contains("partition stopped by a transient error"))
-            {
-                break l.to_owned();
-            }
-            assert!(Instant::now() < deadline, "never stopped:\n{text}");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
+        // A transient cause: the partition is restarted with backoff.
+        let line = wait_for_line(
+            &log,
+            Duration::from_secs(180),
+            "the partition retried",
+            |l| l.contains("partition stopped by a transient error"),
+        )
+        .await;
         println!(
             "{:.1} s after the delete: {line}",
             deleted.elapsed().as_secs_f64()

@@ -10,18 +10,20 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Ferry, brokers, client, compare, create, produce, unique, wait_caught_up};
+use ferry_testkit::eventually;
 
 /// Waits until `log` shows `needle` at least `n` times.
 async fn wait_log(log: &std::path::Path, needle: &str, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("{n} x {needle:?} in the log");
+    eventually(timeout, what, || async {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if text.matches(needle).count() >= n {
-            return;
+            Ok(())
+        } else {
+            Err(text)
         }
-        assert!(Instant::now() < deadline, "no {needle:?} in:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 /// Issue 14 item 10: `start = "latest"` applies to what exists when the
@@ -347,11 +349,17 @@ discovery_interval = "1s"
                 .unwrap_or(-1)
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ends(ferry_client::Isolation::ReadUncommitted).await < 5 {
-        assert!(Instant::now() < deadline, "the transaction never wrote");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(120),
+        "the open transaction wrote",
+        || async {
+            match ends(ferry_client::Isolation::ReadUncommitted).await {
+                end if end >= 5 => Ok(()),
+                end => Err(format!("high watermark {end}")),
+            }
+        },
+    )
+    .await;
     produce(&a, &topic, 0, 2, 3).await; // 100 committed records behind it
     let (hw, lso) = (
         ends(ferry_client::Isolation::ReadUncommitted).await,

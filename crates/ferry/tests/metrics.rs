@@ -10,7 +10,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Ferry, brokers, client, create, produce, read_all, unique, wait_mirrored};
+use common::{
+    Ferry, brokers, client, create, metrics_address, produce, read_all, unique, wait_mirrored,
+};
 
 /// A plain HTTP/1.1 GET: (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
@@ -30,24 +32,6 @@ fn get(addr: &str, path: &str) -> (u16, String) {
         .unwrap_or(0);
     let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     (status, body.to_owned())
-}
-
-/// `text` without terminal colour codes (ESC `[` ... `m`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Metric names (`ferry_*`, `process_*`) mentioned in `text`.
@@ -113,32 +97,13 @@ async fn metrics_match_what_was_mirrored_and_ready_needs_every_flow_connected() 
         )
         .unwrap();
     };
-    let address = |log: &std::path::Path| -> String {
-        let every = Duration::from_millis(50);
-        eventually_blocking(
-            Duration::from_secs(30),
-            every,
-            "metrics address logged",
-            || {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let text = strip_ansi(&text);
-                match text.lines().find(|l| l.contains("serving /metrics")) {
-                    Some(line) => {
-                        let at = line.find("address=").unwrap() + "address=".len();
-                        Ok(line[at..].split_whitespace().next().unwrap().to_owned())
-                    }
-                    None => Err(format!("log:\n{text}")),
-                }
-            },
-        )
-    };
 
     // 1. One flow cannot reach its target: the process serves, mirrors the
     //    other flow, and is not ready, naming the broken flow.
     write(true);
     let log = dir.join("ferry-broken.log");
     let ferry = Ferry::start(&config, log.clone());
-    let addr = address(&log);
+    let addr = metrics_address(&log);
     assert_eq!(get(&addr, "/health").0, 200);
     let target = format!("src.{topic}");
     wait_mirrored(&a, &b, &topic, &target, 2).await;
@@ -154,7 +119,7 @@ async fn metrics_match_what_was_mirrored_and_ready_needs_every_flow_connected() 
     }
     let log = dir.join("ferry.log");
     let ferry = Ferry::start(&config, log.clone());
-    let addr = address(&log);
+    let addr = metrics_address(&log);
     wait_mirrored(&a, &b, &topic, &target, 2).await;
     let every = Duration::from_millis(100);
     eventually_blocking(Duration::from_secs(30), every, "/ready", || {

@@ -67,15 +67,15 @@ struct Names {
 /// Polls `ferry status` until `flow` is ready with lag 0 (the runbook's
 /// "wait for lag 0").
 fn wait_lag_zero(config: &Path, flow: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    let every = Duration::from_millis(500);
+    ferry_testkit::eventually_blocking(Duration::from_secs(90), every, "ready with LAG 0", || {
         let rows = status(config);
         if rows.get(flow) == Some(&("ready".to_owned(), Some(0))) {
-            return;
+            Ok(())
+        } else {
+            Err(format!("ferry status: {rows:?}"))
         }
-        assert!(Instant::now() < deadline, "ferry status: {rows:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    });
 }
 
 /// After `ferry offsets sync`: the group's offsets for `to_topic` on `to`

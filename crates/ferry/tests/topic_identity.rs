@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use common::{
     Ferry, brokers, client, create, delete_topic, produce, read_all, records, unique,
-    wait_mirrored, write_config,
+    wait_for_line, wait_mirrored, write_config,
 };
-use ferry_testkit::eventually;
 
 #[tokio::test]
 async fn a_recreated_source_topic_is_not_resumed_at_the_old_position() {
@@ -45,13 +44,12 @@ async fn a_recreated_source_topic_is_not_resumed_at_the_old_position() {
 
     let log = dir.join("ferry-2.log");
     let ferry = Ferry::start(&config, log.clone());
-    let line = eventually(Duration::from_secs(60), "the partition stopped", || async {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        match text.lines().find(|l| l.contains("source_topic_recreated")) {
-            Some(l) => Ok(l.to_owned()),
-            None => Err(format!("log:\n{text}")),
-        }
-    })
+    let line = wait_for_line(
+        &log,
+        Duration::from_secs(60),
+        "the partition stopped",
+        |l| l.contains("source_topic_recreated"),
+    )
     .await;
     println!("{line}");
     assert!(

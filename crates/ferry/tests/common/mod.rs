@@ -766,3 +766,41 @@ pub async fn delete_topic(bootstrap: &str, topic: &str) {
     )
     .await;
 }
+
+/// The first line of ferry's `log` for which `matches` holds, waiting up to
+/// `timeout` (fails with the log as it was).
+pub async fn wait_for_line(
+    log: &std::path::Path,
+    timeout: Duration,
+    what: &str,
+    matches: impl Fn(&str) -> bool,
+) -> String {
+    let every = Duration::from_millis(50);
+    eventually_every(timeout, every, what, || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found = text.lines().find(|l| matches(l)).map(str::to_owned);
+        async move { found.ok_or_else(|| format!("log:\n{text}")) }
+    })
+    .await
+}
+
+/// The address ferry serves its metrics at, from its start-up log line
+/// (blocking: some callers are not async).
+pub fn metrics_address(log: &std::path::Path) -> String {
+    let every = Duration::from_millis(50);
+    eventually_blocking(
+        Duration::from_secs(30),
+        every,
+        "metrics address logged",
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            text.lines()
+                .find_map(|l| l.split_once("serving /metrics").map(|_| l.to_owned()))
+                .and_then(|l| {
+                    let at = l.find("address=")? + "address=".len();
+                    l[at..].split_whitespace().next().map(str::to_owned)
+                })
+                .ok_or_else(|| format!("log:\n{text}"))
+        },
+    )
+}
