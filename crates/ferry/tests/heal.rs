@@ -9,7 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Ferry, brokers, client, compare, create, produce, unique, wait_caught_up};
+use common::{
+    Ferry, TestConfig, brokers, client, compare, create, produce, unique, wait_caught_up,
+};
 use ferry_testkit::eventually;
 
 /// Waits until `log` shows `needle` at least `n` times.
@@ -41,29 +43,12 @@ async fn a_topic_created_under_latest_is_mirrored_from_its_beginning() {
     let (old, new) = (format!("{prefix}-old"), format!("{prefix}-new"));
     create(&a, &old, 1).await;
     produce(&a, &old, 0, 2, 1).await; // before the start: not copied
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{a_addr}"]
-[clusters.dst]
-bootstrap_servers = ["{b_addr}"]
-[[flows]]
-name = "{prefix}"
-source = "src"
-target = "dst"
-topics = ["{prefix}-.*"]
-naming = "identity"
-start = "latest"
-discovery_interval = "8s"
-[flows.tuning]
-checkpoint_interval = "500ms"
-"#
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::bare(&a_addr, &b_addr, &prefix, &format!("{prefix}-.*"))
+        .flow("naming", "\"identity\"")
+        .flow("start", "\"latest\"")
+        .flow("discovery_interval", "\"8s\"")
+        .tuning("checkpoint_interval", "\"500ms\"")
+        .write(&dir);
     let log = dir.join("ferry.log");
     let ferry = Ferry::start(&config, log.clone());
     wait_log(&log, "partition started", 1, Duration::from_secs(60)).await;
@@ -134,30 +119,12 @@ async fn a_partition_refused_by_the_target_resumes_once_the_target_is_fixed() {
     create(&a, &topic, 1).await;
     produce(&a, &topic, 0, 4, 1).await;
     let port = free_port();
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{a_addr}"]
-[clusters.dst]
-bootstrap_servers = ["{b_addr}"]
-[metrics]
-listen = "127.0.0.1:{port}"
-[[flows]]
-name = "{topic}"
-source = "src"
-target = "dst"
-topics = ["{topic}"]
-naming = "identity"
-discovery_interval = "1s"
-[flows.tuning]
-checkpoint_interval = "500ms"
-"#
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::bare(&a_addr, &b_addr, &topic, &topic)
+        .flow("naming", "\"identity\"")
+        .flow("discovery_interval", "\"1s\"")
+        .set("[metrics]", "listen", &format!("\"127.0.0.1:{port}\""))
+        .tuning("checkpoint_interval", "\"500ms\"")
+        .write(&dir);
     let log = dir.join("ferry.log");
     let ferry = Ferry::start(&config, log.clone());
     wait_caught_up(&a, &b, &topic, &topic, 1, Duration::from_secs(60)).await;
@@ -278,28 +245,11 @@ async fn records_behind_an_open_transaction_keep_the_lag_above_zero() {
     let topic = unique("opentxn");
     create(&a, &topic, 1).await;
     let port = free_port();
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{a_addr}"]
-[clusters.dst]
-bootstrap_servers = ["{b_addr}"]
-[metrics]
-listen = "127.0.0.1:{port}"
-[[flows]]
-name = "{topic}"
-source = "src"
-target = "dst"
-topics = ["{topic}"]
-naming = "identity"
-discovery_interval = "1s"
-"#
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::bare(&a_addr, &b_addr, &topic, &topic)
+        .flow("naming", "\"identity\"")
+        .flow("discovery_interval", "\"1s\"")
+        .set("[metrics]", "listen", &format!("\"127.0.0.1:{port}\""))
+        .write(&dir);
     let ferry = Ferry::start(&config, dir.join("ferry.log"));
     // The transaction: begun, 5 records written, never committed (the
     // script sleeps; the producer is killed below).
@@ -444,31 +394,12 @@ async fn a_stopped_partition_is_visible_and_restarts_on_request() {
     produce(&a, &topic, 0, 8, 0).await; // offsets 0..400
     proxy.corrupt_batches(200, 1);
     let port = free_port();
-    let config = dir.join("ferry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[clusters.src]
-bootstrap_servers = ["{}"]
-[clusters.dst]
-bootstrap_servers = ["{b_addr}"]
-[metrics]
-listen = "127.0.0.1:{port}"
-[[flows]]
-name = "{topic}"
-source = "src"
-target = "dst"
-topics = ["{topic}"]
-naming = "identity"
-discovery_interval = "1s"
-[flows.tuning]
-checkpoint_interval = "500ms"
-"#,
-            src.bootstrap
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::bare(&src.bootstrap, &b_addr, &topic, &topic)
+        .flow("naming", "\"identity\"")
+        .flow("discovery_interval", "\"1s\"")
+        .set("[metrics]", "listen", &format!("\"127.0.0.1:{port}\""))
+        .tuning("checkpoint_interval", "\"500ms\"")
+        .write(&dir);
     let log = dir.join("ferry.log");
     let ferry = Ferry::start(&config, log.clone());
     wait_log(&log, "it stays stopped", 1, Duration::from_secs(60)).await;
