@@ -20,8 +20,9 @@
 //! other requests, runs the SASL exchange on the same socket, and goes on.
 
 use crate::util::lock;
+use ferry_wire::produce::ChunkedBuf;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::{self};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -793,7 +794,7 @@ async fn write_loop<W>(
         if received.is_none() {
             continue;
         }
-        let mut out = ChunkQueue::default();
+        let mut out = ChunkedBuf::default();
         for request in batch.drain(..) {
             // The caller gave up before anything was written: skip the
             // request entirely rather than send something nobody awaits.
@@ -903,7 +904,7 @@ impl<W: AsyncWrite + Unpin + Send> Transport for WriterTransport<'_, W> {
             version,
             detail,
         })?;
-        let mut out = ChunkQueue::default();
+        let mut out = ChunkedBuf::default();
         out.push(head);
         out.push(body);
         let written = match self.io.write_all_buf(&mut out).await {
@@ -1060,60 +1061,6 @@ fn dispatch(shared: &Shared, frame: Bytes) -> Result<()> {
             correlation_id,
             expected,
         }),
-    }
-}
-
-/// A queue of `Bytes` chunks written with vectored I/O: `write_all_buf`
-/// hands `chunks_vectored` to `writev`, so payloads are never copied into
-/// one contiguous buffer.
-#[derive(Debug, Default)]
-struct ChunkQueue {
-    chunks: VecDeque<Bytes>,
-    remaining: usize,
-}
-
-impl ChunkQueue {
-    fn push(&mut self, chunk: Bytes) {
-        if !chunk.is_empty() {
-            self.remaining += chunk.len();
-            self.chunks.push_back(chunk);
-        }
-    }
-}
-
-impl Buf for ChunkQueue {
-    fn remaining(&self) -> usize {
-        self.remaining
-    }
-
-    fn chunk(&self) -> &[u8] {
-        self.chunks.front().map_or(&[], |c| c.as_ref())
-    }
-
-    fn advance(&mut self, cnt: usize) {
-        // Clamped rather than panicking: writers never advance past what we gave them.
-        let mut cnt = cnt.min(self.remaining);
-        self.remaining -= cnt;
-        while cnt > 0 {
-            let Some(front) = self.chunks.front_mut() else {
-                break;
-            };
-            if cnt < front.len() {
-                front.advance(cnt);
-                break;
-            }
-            cnt -= front.len();
-            self.chunks.pop_front();
-        }
-    }
-
-    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let mut n = 0;
-        for (slot, chunk) in dst.iter_mut().zip(&self.chunks) {
-            *slot = IoSlice::new(chunk);
-            n += 1;
-        }
-        n
     }
 }
 

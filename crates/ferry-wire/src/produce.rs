@@ -124,12 +124,25 @@ impl EncodedRequest {
     }
 }
 
-/// A [`Buf`] over a sequence of [`Bytes`] chunks (see [`EncodedRequest::into_buf`]).
+/// A [`Buf`] over a sequence of [`Bytes`] chunks (see
+/// [`EncodedRequest::into_buf`]), written with vectored I/O: `write_all_buf`
+/// hands `chunks_vectored` to `writev`, so payloads are never copied into
+/// one contiguous buffer. The connection queues whole frames in one too.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkedBuf {
     /// Never holds an empty chunk, so `chunk()` is non-empty while bytes remain.
     chunks: VecDeque<Bytes>,
     remaining: usize,
+}
+
+impl ChunkedBuf {
+    /// Appends `chunk` (an empty one is dropped).
+    pub fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.remaining += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
 }
 
 impl Buf for ChunkedBuf {
