@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Ferry, TestConfig, brokers, client, compare, create, produce, unique, wait_caught_up,
+    Ferry, TestConfig, brokers, client, compare, create, produce, read_all, unique, wait_caught_up,
 };
 use ferry_testkit::eventually;
 
@@ -178,6 +178,59 @@ async fn a_partition_refused_by_the_target_resumes_once_the_target_is_fixed() {
         1,
         "logged once per state change:\n{text}"
     );
+}
+
+/// Issue 14 item 14 (fourth bullet): the target topic's `max.message.bytes`
+/// lowered below the size of the batches: the partition restarts, reads
+/// the new limit and splits batches to it, instead of failing on the limit
+/// it read when it started.
+#[tokio::test]
+async fn a_lowered_target_limit_is_read_again_and_batches_are_split_to_it() {
+    let Some((a_addr, b_addr)) = brokers() else {
+        return;
+    };
+    let (a, b) = (client(&a_addr).await, client(&b_addr).await);
+    let dir = std::env::temp_dir().join(unique("ferry-heal-limit"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let topic = unique("limit");
+    create(&a, &topic, 1).await;
+    produce(&a, &topic, 0, 2, 1).await;
+    let config = TestConfig::bare(&a_addr, &b_addr, &topic, &topic)
+        .flow("naming", "\"identity\"")
+        .flow("discovery_interval", "\"1s\"")
+        .tuning("checkpoint_interval", "\"500ms\"")
+        .write(&dir);
+    let log = dir.join("ferry.log");
+    let ferry = Ferry::start(&config, log.clone());
+    wait_caught_up(&a, &b, &topic, &topic, 1, Duration::from_secs(60)).await;
+    // Every record fits in 600 bytes; most 50-record batches do not.
+    let limit = vec![("max.message.bytes".to_owned(), "600".to_owned())];
+    b.alter_topic_configs(&topic, &limit).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    produce(&a, &topic, 0, 6, 2).await;
+    let sizes: Vec<usize> = read_all(&a, &topic, 0)
+        .await
+        .iter()
+        .map(|t| t.len())
+        .collect();
+    println!("source batch sizes: {sizes:?}");
+    assert!(
+        sizes.iter().any(|&n| n > 600),
+        "no batch needs splitting: {sizes:?}"
+    );
+    wait_caught_up(&a, &b, &topic, &topic, 1, Duration::from_secs(90)).await;
+    ferry.stop();
+    let c = compare(&a, &b, &topic, &topic, 1).await;
+    assert_eq!(c.source_records, 400);
+    assert_eq!((c.missing, c.duplicates), (0, 0), "{c:?}");
+    let big = read_all(&b, &topic, 0)
+        .await
+        .into_iter()
+        .skip_while(|t| t.header().base_offset < 100)
+        .filter(|t| t.len() > 600)
+        .count();
+    assert_eq!(big, 0, "batches over the lowered limit on the target");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Issue 14 item 2: a topic whose target name is too long for Kafka (prefix

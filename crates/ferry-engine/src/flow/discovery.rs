@@ -291,20 +291,27 @@ impl Discovery {
     }
 
     async fn max_message_bytes(&self, target_topic: &str) -> Result<usize, EngineError> {
-        let configs = self
-            .target
-            .describe_topic_configs(&[target_topic])
+        target_max_message_bytes(&self.target, target_topic)
             .await
-            .map_err(self.cluster_error(&self.spec.target_alias))?;
-        Ok(configs
-            .get(target_topic)
-            .into_iter()
-            .flatten()
-            .find(|c| c.name == "max.message.bytes")
-            .and_then(|c| c.value.as_deref())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES))
+            .map_err(self.cluster_error(&self.spec.target_alias))
     }
+}
+
+/// The target topic's `max.message.bytes` (Kafka's default if it does not
+/// say): batches larger than it are split before they are sent.
+pub(super) async fn target_max_message_bytes(
+    target: &Client,
+    topic: &str,
+) -> Result<usize, ClientError> {
+    let configs = target.describe_topic_configs(&[topic]).await?;
+    Ok(configs
+        .get(topic)
+        .into_iter()
+        .flatten()
+        .find(|c| c.name == "max.message.bytes")
+        .and_then(|c| c.value.as_deref())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES))
 }
 
 /// The Kafka error name of a discovery error, for the metric.

@@ -149,15 +149,30 @@ impl PartitionTasks {
                     .get(&a.source)
                     .map(|j| j.map().clone())
                     .or_else(|| self.persisted_maps.get(&a.source).map(|l| l.map.clone()));
-                (a, known, from, map, fresh)
+                let restart = self.supervisor.is_known(&a.source);
+                (a, known, from, map, fresh, restart)
             })
             .collect();
         let found: Vec<_> = futures_util::stream::iter(lookups)
-            .map(|(assignment, known, from, map, fresh)| {
+            .map(|(mut assignment, known, from, map, fresh, restart)| {
                 let (spec, source, target) = (&self.spec, &self.source, &self.target);
                 let budget = &self.budget;
                 let empty_target_only = fresh.as_ref().and_then(|f| f.empty_target_only.clone());
                 async move {
+                    if restart {
+                        // The target topic's limit may have changed (the
+                        // partition may have ended on MESSAGE_TOO_LARGE
+                        // after it was lowered): batches are split to the
+                        // limit it has now (issue 14 item 14).
+                        if let Ok(bytes) = super::discovery::target_max_message_bytes(
+                            target,
+                            &assignment.target.topic,
+                        )
+                        .await
+                        {
+                            assignment.max_batch_bytes = bytes;
+                        }
+                    }
                     let position = start_position(
                         spec,
                         source,
