@@ -16,6 +16,7 @@ seconds of the target broker over the same interval.
     benches/e2e/run.py                         # everything, full size (see BENCHMARKS.md)
     benches/e2e/run.py --datasets a,c --repeats 3 --scale 0.25
     benches/e2e/run.py --smoke                 # CI: tiny data, both replicators, no timings asserted
+    benches/e2e/run.py --replicators ferry-base,ferry --ferry-base OLD/ferry   # before/after, paired
 
 Standard library only, plus harness/kafka_harness.py (Kafka from Maven jars).
 """
@@ -224,8 +225,11 @@ def consumer_perf(bootstrap: str, topic: str, records: int) -> dict:
 # replicators
 
 
-# Replicators by name: ferry at its defaults, ferry with coalescing on, MirrorMaker 2.
-LABELS = {"ferry": "ferry", "ferry-coalesce": "ferry, coalescing", "mm2": "MM2"}
+# Replicators by name: ferry at its defaults, ferry with coalescing on, MirrorMaker 2, and
+# `ferry-base`: a second ferry binary (--ferry-base, e.g. an older commit) with ferry's config,
+# for before/after comparisons paired run by run.
+LABELS = {"ferry": "ferry", "ferry-coalesce": "ferry, coalescing", "ferry-base": "ferry (base)",
+          "mm2": "MM2"}
 
 # `ferry-coalesce`: the opt-in merging of small batches (docs/configuration.md).
 COALESCE_TOML = """
@@ -337,7 +341,8 @@ def launch(kind: str, ctx: dict, topic: str, codec: str, run_dir: Path) -> Repli
         cfg = run_dir / "ferry.toml"
         ferry_config(cfg, ctx["src"], ctx["dst"], topic, coalesce=kind == "ferry-coalesce")
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"), NO_COLOR="1")
-        return Replicator(kind, [ctx["ferry"], "run", "--config", str(cfg)], run_dir / "ferry.log", env)
+        binary = ctx["ferry_base"] if kind == "ferry-base" else ctx["ferry"]
+        return Replicator(kind, [binary, "run", "--config", str(cfg)], run_dir / "ferry.log", env)
     props = run_dir / "mm2.properties"
     props.write_text(MM2_TEMPLATE.format(src=ctx["src"], dst=ctx["dst"], topic_regex=re.escape(topic),
                                          partitions=PARTITIONS, codec=codec))
@@ -534,7 +539,8 @@ def summarize(results: list[dict], datasets: dict) -> str:
             for r in runs:
                 if r["dataset"] == n:
                     reps.setdefault(r["rep"], {})[r["replicator"]] = r
-            for top, bottom in (("ferry", "mm2"), ("ferry-coalesce", "mm2"), ("ferry-coalesce", "ferry")):
+            for top, bottom in (("ferry", "mm2"), ("ferry-coalesce", "mm2"), ("ferry-coalesce", "ferry"),
+                                ("ferry", "ferry-base")):
                 pairs = [p for p in reps.values() if top in p and bottom in p]
                 if not pairs:
                     continue
@@ -581,7 +587,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every data set's record count")
     ap.add_argument("--replicators", default="ferry,mm2",
-                    help="comma-separated: ferry, ferry-coalesce (coalescing on), mm2")
+                    help="comma-separated: ferry, ferry-coalesce (coalescing on), ferry-base "
+                         "(the --ferry-base binary), mm2")
     ap.add_argument("--no-ceilings", action="store_true")
     ap.add_argument("--latency", type=int, default=3, metavar="N", help="latency runs per replicator (0: none)")
     ap.add_argument("--latency-rate", type=float, default=20.0, help="MB/s fed into the source")
@@ -589,6 +596,8 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true",
                     help="CI: data set a with 20k records, 1 repeat, 1 latency run of 3 s at 2 MB/s")
     ap.add_argument("--ferry", default=str(ROOT / "target" / "release" / "ferry"))
+    ap.add_argument("--ferry-base", default=None, metavar="PATH",
+                    help="a second ferry binary, run as replicator ferry-base (e.g. before a change)")
     ap.add_argument("--out", default=None, help="results directory (default target/bench-e2e/<time>)")
     ap.add_argument("--name", default=f"bench-{os.getpid()}", help="cluster name prefix")
     ap.add_argument("--timeout", type=float, default=900, help="seconds a run may take")
@@ -606,9 +615,11 @@ def main() -> int:
     for kind in kinds:
         if kind not in LABELS:
             ap.error(f"unknown replicator {kind!r}: {', '.join(LABELS)}")
-    uses_ferry = any(k.startswith("ferry") for k in kinds)
+    uses_ferry = any(k in ("ferry", "ferry-coalesce") for k in kinds)
     if uses_ferry and not os.access(a.ferry, os.X_OK):
         ap.error(f"no ferry binary at {a.ferry}: cargo build --release -p ferry")
+    if "ferry-base" in kinds and not (a.ferry_base and os.access(a.ferry_base, os.X_OK)):
+        ap.error(f"replicator ferry-base needs --ferry-base PATH to a ferry binary (got {a.ferry_base})")
     out = Path(a.out or ROOT / "target" / "bench-e2e" / time.strftime("%Y%m%dT%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.jsonl"
@@ -625,12 +636,15 @@ def main() -> int:
         ctx_ferry = str(out / "ferry")
     else:
         ctx_ferry = a.ferry
+    if "ferry-base" in kinds:
+        shutil.copy2(a.ferry_base, out / "ferry-base")
     kh.fetch(quiet=True)
     src_name, dst_name = f"{a.name}-src", f"{a.name}-dst"
     for n in (src_name, dst_name):
         if kh.is_running(n):
             ap.error(f"cluster {n} is already running: pick another --name")
-    ctx = dict(ferry=ctx_ferry, dst_name=dst_name, timeout=a.timeout, overrides=[])
+    ctx = dict(ferry=ctx_ferry, ferry_base=str(out / "ferry-base"), dst_name=dst_name, timeout=a.timeout,
+               overrides=[])
     log(f"results in {out}; clusters {src_name}, {dst_name}")
     try:
         info = kh.start(src_name)
