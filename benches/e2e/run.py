@@ -344,7 +344,9 @@ def launch(kind: str, ctx: dict, topic: str, codec: str, run_dir: Path) -> Repli
         binary = ctx["ferry_base"] if kind == "ferry-base" else ctx["ferry"]
         return Replicator(kind, [binary, "run", "--config", str(cfg)], run_dir / "ferry.log", env)
     props = run_dir / "mm2.properties"
-    props.write_text(MM2_TEMPLATE.format(src=ctx["src"], dst=ctx["dst"], topic_regex=re.escape(topic),
+    # A properties file reads `\.` as `.`: the regex's backslashes are doubled to reach MM2.
+    topic_regex = re.escape(topic).replace("\\", "\\\\")
+    props.write_text(MM2_TEMPLATE.format(src=ctx["src"], dst=ctx["dst"], topic_regex=topic_regex,
                                          partitions=PARTITIONS, codec=codec))
     cmd = java("org.apache.kafka.connect.mirror.MirrorMaker", [str(props), "--clusters", "B"],
                heap=MM2_HEAP, log4j=kh.CONNECT_LOG4J, logs_dir=run_dir, jvm_opts=kh.COMMON_JVM_OPTS)

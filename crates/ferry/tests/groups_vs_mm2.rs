@@ -348,5 +348,7 @@ async fn wait_mirrored_long(a: &Client, b: &Client, source: &str, target: &str) 
 
 /// A topic or group name as a Java regex matching just that name.
 fn regex_escape(name: &str) -> String {
-    name.replace('.', "\\.")
+    // `\\.` in the properties file: Java's properties reader turns `\.`
+    // into `.`, which would match any character.
+    name.replace('.', "\\\\.")
 }
