@@ -494,7 +494,12 @@ pub async fn run_flow(
                 // A failed listing (a broker restarting, a timeout) is
                 // retried at the next tick; running partitions carry on.
                 match discovery.run().await {
-                    Ok(round) => newly_started = partitions.discovered(round).await,
+                    Ok(round) => {
+                        newly_started = partitions.discovered(round).await;
+                        // Readiness as soon as the round's partitions run,
+                        // not after the lookups below.
+                        partitions.report();
+                    }
                     Err(e) => {
                         spec.metrics.error(Stage::Discovery, None);
                         tracing::warn!(flow = %spec.name, error = %e, "topic discovery failed; retrying next interval");
