@@ -52,6 +52,12 @@ pub(super) struct Cause {
 pub(super) fn classify(error: &EngineError) -> Cause {
     let (severity, label) = match error {
         EngineError::CorruptBatch { .. } => (Severity::Permanent, "corrupt_batch".to_owned()),
+        // A record larger than the target topic's max.message.bytes: an
+        // operator raises the limit, and the restart reads it again.
+        EngineError::BadBatch {
+            source: ferry_wire::WireError::RecordTooLarge { .. },
+            ..
+        } => (Severity::Transient, "record_too_large".to_owned()),
         EngineError::BadBatch { .. } => (Severity::Permanent, "bad_batch".to_owned()),
         EngineError::Internal { .. } => (Severity::Permanent, "internal".to_owned()),
         // Healed by the restart's resume scan (mirrored again from the
@@ -441,6 +447,26 @@ mod tests {
                     code: KafkaCode::TOPIC_AUTHORIZATION_FAILED,
                 },
                 "TOPIC_AUTHORIZATION_FAILED",
+            ),
+            (
+                EngineError::BadBatch {
+                    tp: source.clone(),
+                    offset: 1,
+                    source: ferry_wire::WireError::RecordTooLarge {
+                        offset: 1,
+                        size: 200,
+                        max: 50,
+                    },
+                },
+                "record_too_large",
+            ),
+            (
+                EngineError::TargetTruncated {
+                    tp: source.clone(),
+                    acknowledged_at: 5,
+                    expected: 9,
+                },
+                "target_truncated",
             ),
         ] {
             let cause = classify(&e);
