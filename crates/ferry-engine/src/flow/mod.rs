@@ -505,9 +505,22 @@ pub async fn run_flow(
                         tracing::warn!(flow = %spec.name, error = %e, "topic discovery failed; retrying next interval");
                     }
                 }
-                partitions.refresh_source_ends().await;
-                if let Err(e) = expire_offset_map(&spec.name, &target, &map_store, &journals, &positions).await {
-                    tracing::warn!(flow = %spec.name, error = %e, "offset map cleanup failed; retrying next interval");
+                // Lookups only (cancel-safe): a SIGTERM does not wait for
+                // them, e.g. for ListOffsets retrying on a deleted target
+                // topic, which kept the stop waiting seconds longer.
+                let lookups = async {
+                    partitions.refresh_source_ends().await;
+                    if let Err(e) = expire_offset_map(&spec.name, &target, &map_store, &journals, &positions).await {
+                        tracing::warn!(flow = %spec.name, error = %e, "offset map cleanup failed; retrying next interval");
+                    }
+                };
+                tokio::select! {
+                    () = lookups => {}
+                    _ = shutdown.changed() => {
+                        if *shutdown.borrow() {
+                            break;
+                        }
+                    }
                 }
             }
             () = sleep_until(partitions.supervisor.next_due()) => {
