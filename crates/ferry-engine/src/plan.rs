@@ -111,7 +111,7 @@ impl Plan {
     /// `next_offset` is the source offset after the planned entry. The one
     /// place where a plan becomes batches: the partition machine sends
     /// them, the resume scanner counts them.
-    pub fn produced(self, next_offset: i64) -> Vec<Produced> {
+    pub fn produced(self, next_offset: i64) -> ProducedBatches {
         match self {
             Plan::Forward { batch, header } => {
                 let h = batch.header();
@@ -119,12 +119,13 @@ impl Plan {
                     source_base: h.base_offset,
                     count: i64::from(h.last_offset_delta) + 1,
                 };
-                vec![Produced {
+                // The fast path: one batch, no allocation for it.
+                ProducedBatches::One(Some(Produced {
                     batch,
                     header,
                     mapping,
                     next_offset,
-                }]
+                }))
             }
             Plan::Reencode { batches, .. } => {
                 let last = batches.len().saturating_sub(1);
@@ -144,12 +145,49 @@ impl Plan {
                             next_offset: next,
                         }
                     })
-                    .collect()
+                    .collect::<Vec<_>>()
+                    .into()
             }
-            Plan::Skip(_) => Vec::new(),
+            Plan::Skip(_) => ProducedBatches::One(None),
         }
     }
 }
+
+/// The batches a [`Plan`] produces, in order ([`Plan::produced`]).
+#[derive(Debug)]
+pub enum ProducedBatches {
+    /// A forwarded batch (or none, for a skip).
+    One(Option<Produced>),
+    /// The batches of a re-encoded plan.
+    Many(std::vec::IntoIter<Produced>),
+}
+
+impl From<Vec<Produced>> for ProducedBatches {
+    fn from(batches: Vec<Produced>) -> Self {
+        Self::Many(batches.into_iter())
+    }
+}
+
+impl Iterator for ProducedBatches {
+    type Item = Produced;
+
+    fn next(&mut self) -> Option<Produced> {
+        match self {
+            Self::One(one) => one.take(),
+            Self::Many(many) => many.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match self {
+            Self::One(one) => usize::from(one.is_some()),
+            Self::Many(many) => many.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for ProducedBatches {}
 
 /// Plans the batches of one source partition, in order, across fetches.
 #[derive(Debug)]

@@ -239,13 +239,13 @@ impl PartitionMachine {
             Plan::Skip(_) => None,
         };
         let produced = plan.produced(next_offset);
-        if produced.is_empty() {
+        if produced.len() == 0 {
             self.inflight.push_skip(next_offset);
             return 0;
         }
         let last = produced.len() - 1;
         let n = produced.len();
-        for (i, p) in produced.into_iter().enumerate() {
+        for (i, p) in produced.enumerate() {
             let path = match coalesced {
                 None => BatchPath::Forwarded,
                 Some(0) => BatchPath::Reencoded,
